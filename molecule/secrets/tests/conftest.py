@@ -1,0 +1,19 @@
+# -*- coding: utf-8 -*-
+import os
+import sys
+
+import pytest
+import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', '_shared'))
+for _root in os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(os.pathsep):
+    if _root and os.path.isdir(os.path.join(_root, 'ansible_collections', 'caracal', 'hardened')):
+        sys.path.insert(0, _root)
+        break
+
+
+@pytest.fixture(scope='session')
+def hosts():
+    """Every instance of the scenario by name (for tests that compare hosts)."""
+    found = testinfra.get_hosts(['ansible://all'], ansible_inventory=os.environ['MOLECULE_INVENTORY_FILE'])
+    return {h.backend.host: h for h in found}

@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+"""The release contract is consistent and every derived view of it is right."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+import pytest
+
+from ansible_collections.caracal.hardened.plugins.module_utils import _contract as contract
+
+
+@pytest.mark.parametrize('name', contract.profile_names())
+def test_every_profile_is_consistent(name):
+    assert contract.check_profile(name) == []
+
+
+def test_unknown_profile_is_refused():
+    with pytest.raises(contract.ContractError, match='unknown Caracal release profile'):
+        contract.get_profile('0.9')
+
+
+def test_start_order_is_a_topological_order():
+    profile = contract.get_profile('2026.07')
+    order = profile['start_order']
+    assert sorted(order) == sorted(profile['services'])
+    for svc, spec in profile['services'].items():
+        for dep in spec['depends_on']:
+            assert order.index(dep) < order.index(svc), (dep, svc)
+    assert order[:3] == ['postgres', 'redis', 'dbMigrate']
+    assert order.index('sts') < order.index('api') < order.index('gateway')
+    assert order[-1] == 'web'
+
+
+def test_every_secret_has_consumers_that_exist():
+    profile = contract.get_profile('2026.07')
+    for name, spec in profile['secrets'].items():
+        assert spec['consumers'], name
+        for svc in spec['consumers']:
+            assert name in profile['services'][svc]['secrets']
+
+
+def test_service_secret_maps_resolve_to_env_names():
+    profile = contract.get_profile('2026.07')
+    assert profile['services']['api']['secrets']['caracalAdminToken'] == ['CARACAL_ADMIN_TOKEN', 'CONTROL_API_TOKEN']
+    assert profile['services']['sts']['secrets']['zoneKek'] == ['ZONE_KEK']
+    assert profile['services']['dbMigrate']['secrets']['postgresPassword'] == ['PGPASSWORD']
+    assert 'zoneKek' not in profile['services']['gateway']['secrets']
+
+
+def test_profile_is_a_copy():
+    first = contract.get_profile('2026.07')
+    first['services']['sts']['port'] = 1
+    assert contract.get_profile('2026.07')['services']['sts']['port'] == 8080
+
+
+def test_kek_rules():
+    kek = contract.get_profile('2026.07')['secrets']['zoneKek']
+    assert (kek['bytes'], kek['min_bytes'], kek['max_bytes']) == (32, 32, 32)
+    assert kek['weak_check'] and kek['rotation'] == 'destructive'
+    assert kek['consumers'] == ['sts', 'api']
+
+
+def test_hmac_keys_are_hex_of_at_least_32_bytes():
+    secrets = contract.get_profile('2026.07')['secrets']
+    for name in ('auditHmacKey', 'streamsHmacKey', 'gatewayStsHmacKey'):
+        assert secrets[name]['format'] == 'hex' and secrets[name]['min_bytes'] >= 32
+
+
+@pytest.mark.parametrize('changed,expected', [
+    (['gatewayStsHmacKey'], ['sts', 'gateway', 'api']),
+    (['caracalAdminToken'], ['api', 'gateway', 'web']),
+    (['caracalCoordinatorToken'], ['coordinator', 'web']),
+    (['caracalAuthSecret'], ['web']),
+    (['zoneKek'], ['sts', 'api']),
+    # audit appears in the upstream roll note for the streams key but does not read it:
+    # only readers restart.
+    (['streamsHmacKey'], ['api', 'sts', 'gateway', 'coordinator']),
+    (['redisPassword'], ['redis', 'sts', 'api', 'gateway', 'audit', 'coordinator']),
+    (['postgresPassword'], ['postgres', 'dbMigrate', 'sts', 'api', 'gateway', 'audit', 'coordinator', 'web']),
+    ([], []),
+])
+def test_roll_order(changed, expected):
+    assert contract.roll_order(contract.get_profile('2026.07'), changed) == expected
+
+
+def test_roll_order_of_unknown_secret():
+    with pytest.raises(contract.ContractError):
+        contract.roll_order(contract.get_profile('2026.07'), ['nope'])
+
+
+def _broken(mutate):
+    saved = contract.PROFILES
+    profile = copy.deepcopy(saved['2026.07'])
+    mutate(profile)
+    contract.PROFILES = {'broken': profile}
+    try:
+        return contract.check_profile('broken')
+    finally:
+        contract.PROFILES = saved
+
+
+@pytest.mark.parametrize('mutate,problem', [
+    (lambda p: p['services']['sts']['depends_on'].update({'api': 'healthy'}), 'cycle'),
+    (lambda p: p['services']['api']['depends_on'].update({'ghost': 'healthy'}), 'ghost'),
+    (lambda p: p['secrets'].update({'orphan': {'env': ['ORPHAN'], 'kind': 'token', 'format': 'hex',
+                                               'bytes': 32, 'min_bytes': 32, 'roll': []}}), 'orphan has no consumer'),
+    (lambda p: p['secrets']['auditHmacKey'].update({'format': 'base64'}), 'unknown format'),
+    (lambda p: p['secrets']['auditHmacKey'].update({'bytes': 16}), 'fewer bytes'),
+    (lambda p: p['services']['web'].update({'publish': '0.0.0.0:3001'}), 'beyond loopback'),
+    (lambda p: p['services']['audit']['secrets'].update({'missing': None}), 'unknown secret missing'),
+    (lambda p: p['secrets']['auditHmacKey'].update({'roll': ['api']}), 'missing from its roll order'),
+    (lambda p: p['services']['api'].update({'runtime': dict(p['services']['api']['runtime'], cap_add=['NET_RAW'])}),
+     'capability-free'),
+])
+def test_check_profile_finds_problems(mutate, problem):
+    problems = _broken(mutate)
+    assert any(problem in p for p in problems), problems
