@@ -67,5 +67,5 @@ if [ "${CI:-}" = "true" ] || [ ! -t 1 ]; then
 fi
 
 # The systemd test images setup.sh builds (tests/platform/systemd-image.sh).
-export CARACAL_TEST_IMAGE_PREFIX="caracal-test/systemd"
+export CARACAL_TEST_IMAGE_PREFIX="${CARACAL_TEST_IMAGE_PREFIX:-caracal-test/systemd}"
 export CARACAL_DEMO_NAME="caracal-demo"

@@ -44,7 +44,8 @@ scenarios() {
     done
 }
 
-# The collection artifact must hold the collection and nothing of the test platform.
+# The collection artifact must hold the collection and nothing of the test platform: no tests,
+# molecule, requirements, reports, demo inventory, Makefile, top-level dotfiles or caches.
 build_check() {
     local out tarball listing bad
     out="$(mktemp -d "${TMPDIR:-/tmp}/caracal-build.XXXXXX")"
@@ -56,7 +57,7 @@ build_check() {
     listing="$(tar -tzf "$tarball" | sed 's|^\./||')"
     echo "$(basename "$tarball"): $(printf '%s\n' "$listing" | grep -vc '/$') files"
     bad="$(printf '%s\n' "$listing" | grep -E \
-        '^(tests|molecule|\.config|\.ci|\.github|\.cache|\.ansible|\.build|requirements|reports|changelogs/fragments|inventories/local)(/|$)|^(Makefile|\.gitignore|\.yamllint|\.ansible-lint)$|(^|/)(__pycache__|\.pytest_cache)(/|$)|\.pyc$|\.tar\.gz$' \
+        '^(tests|molecule|requirements|reports|changelogs/fragments|inventories/local)(/|$)|^Makefile$|^\.|(^|/)(__pycache__|\.[a-z]+_cache)(/|$)|\.pyc$|\.tar\.gz$' \
         || true)"
     if [ -n "$bad" ]; then
         echo "FAIL: the artifact ships test or developer files:"

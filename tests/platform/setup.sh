@@ -111,6 +111,13 @@ if [ "$(cat "$marker" 2>/dev/null)" != "$CARACAL_REQ_HASH" ]; then
     printf '%s\n' "$CARACAL_REQ_HASH" >"$marker"
     say "virtual environment ready in $((SECONDS - start)) s"
 fi
+touch "$marker"  # last use; venvs of other requirement sets unused for 14 days are removed
+for old in "$CARACAL_CACHE"/venv-py*; do
+    if [ "$old" != "$CARACAL_VENV" ] && [ -n "$(find "$old/.caracal-requirements" -mtime +14 2>/dev/null)" ]; then
+        say "removing $old (unused for 14 days)"
+        rm -rf "$old"
+    fi
+done
 
 # --- 5. caracal.hardened -> this checkout ----------------------------------------------------
 link="$CARACAL_COLLECTIONS/ansible_collections/caracal/hardened"
