@@ -80,7 +80,7 @@ pytestmark = [
 
 def docker(*args, check=True, timeout=120, input=None):
     result = subprocess.run(['docker'] + [str(a) for a in args], input=input, capture_output=True,
-                            text=True, timeout=timeout)
+                            text=True, timeout=timeout, check=False)
     if check and result.returncode != 0:
         raise AssertionError('docker %s failed (%d): %s%s' % (
             ' '.join(str(a) for a in args[:3]), result.returncode, result.stdout[-2000:], result.stderr[-2000:]))
@@ -146,7 +146,7 @@ def _resp_read(handle):
         data = handle.read(int(rest) + 2)[:-2]
         return data.decode()
     if kind == b'*':
-        return [_resp_read(handle) for _ in range(int(rest))] if int(rest) >= 0 else None
+        return [_resp_read(handle) for dummy in range(int(rest))] if int(rest) >= 0 else None
     raise AssertionError('bad RESP reply %r' % line)
 
 
@@ -336,13 +336,14 @@ def proc_table(container, user=None):
 def images():
     if docker('version', '--format', '{{.Server.Version}}', check=False).returncode != 0:
         pytest.fail('no Docker engine answers: start dockerd before running the integration tests')
-    result = subprocess.run([str(BUILD), '--list'], capture_output=True, text=True, timeout=1800)
+    result = subprocess.run([str(BUILD), '--list'], capture_output=True, text=True, timeout=1800,
+                            check=False)
     if result.returncode != 0:
         pytest.fail('tests/images/build.sh failed:\n%s\n%s' % (result.stdout[-3000:], result.stderr[-3000:]))
     refs = {}
     for line in result.stdout.splitlines():
-        key, _, ref = line.partition('=')
-        name, _, tag = key.partition(':')
+        key, dummy, ref = line.partition('=')
+        name, dummy, tag = key.partition(':')
         if tag == PROFILE['image_tag_format'].format(release=PROFILE['default_release']):
             refs[name] = ref
     assert set(refs) >= set(IMAGE_OF.values()), refs
@@ -418,9 +419,9 @@ def bearer(value):
 def test_stack_becomes_ready(stack):
     assert stack.ready_error is None, stack.ready_error
     for svc in APPS:
-        status, _, body = http(url(stack, svc, '/ready'))
+        status, dummy, body = http(url(stack, svc, '/ready'))
         assert (status, json.loads(body)) == (200, {'status': 'ready'}), (svc, status, body)
-        status, _, _ = http(url(stack, svc, '/health'))
+        status = http(url(stack, svc, '/health'))[0]
         assert status == 200, svc
     migrate_out = stack.migrate.stdout + stack.migrate.stderr
     assert 'migrations applied' in migrate_out
@@ -435,7 +436,7 @@ def test_migrate_is_idempotent(env, stack):
 def test_metrics_needs_the_bearer(stack, service):
     assert http(url(stack, service, '/metrics'))[0] == 401
     assert http(url(stack, service, '/metrics'), bearer(secrets.token_hex(32)))[0] == 401
-    status, _, body = http(url(stack, service, '/metrics'), bearer(stack.values['metricsBearer']))
+    status, dummy, body = http(url(stack, service, '/metrics'), bearer(stack.values['metricsBearer']))
     assert status == 200 and b'caracal_standin_up' in body
 
 
@@ -454,7 +455,7 @@ def test_pings_need_the_right_token(stack, service, path, secret):
 
 @pytest.mark.parametrize('service', APPS)
 def test_fingerprints_match_the_files(stack, service):
-    status, _, body = http(url(stack, service, '/standin/fingerprints'))
+    status, dummy, body = http(url(stack, service, '/standin/fingerprints'))
     assert status == 200
     expected = {}
     for sname in SERVICES[service]['secrets']:
@@ -476,9 +477,9 @@ def test_web_sends_the_bff_headers(stack):
     assert headers['X-Content-Type-Options'] == 'nosniff'
     assert headers['Referrer-Policy'] == 'no-referrer'
     assert 'Strict-Transport-Security' not in headers
-    _, headers, _ = http(url(stack, web, '/'), {'X-Forwarded-Proto': 'https'})
+    headers = http(url(stack, web, '/'), {'X-Forwarded-Proto': 'https'})[1]
     assert headers['Strict-Transport-Security'].startswith('max-age=')
-    _, headers, _ = http(url(stack, web, '/ready'), {'X-Forwarded-Proto': 'http'})
+    headers = http(url(stack, web, '/ready'), {'X-Forwarded-Proto': 'http'})[1]
     assert 'Strict-Transport-Security' not in headers
     assert headers['X-Frame-Options'] == 'DENY'
 
@@ -634,7 +635,7 @@ def probes(env, stack):
 def test_control_answers_503_without_its_gate(stack, probes):
     api = [s for s in APPS if SERVICES[s].get('control_gate')][0]
     admin = bearer(stack.values['caracalAdminToken'])
-    status, _, body = http(url(stack, api, '/control/ping'), admin)
+    status, dummy, body = http(url(stack, api, '/control/ping'), admin)
     assert status == 503 and b'control is disabled' in body
     ok, why = wait_ready(probes['control'])
     assert ok, why
@@ -653,7 +654,7 @@ def _ready_body(container, service, cap=20.0):
     deadline = time.monotonic() + cap
     while True:
         result = docker('exec', container, 'python3', '-c', script, check=False)
-        code, _, body = result.stdout.strip().partition(' ')
+        code, dummy, body = result.stdout.strip().partition(' ')
         if result.returncode == 0 and code.isdigit():
             return int(code), json.loads(body)
         assert time.monotonic() < deadline and running(container), (
@@ -747,7 +748,7 @@ def refusal_results(env):
         if case_id.startswith('control-'):
             service, overrides, extra_env, drop, skip = case_id[len('control-'):], {}, {}, (), ()
         else:
-            service, overrides, extra_env, drop, skip, _ = REFUSALS[case_id]
+            service, overrides, extra_env, drop, skip = REFUSALS[case_id][:5]
         values = dict(base, **overrides)
         modes = {'databaseUrl': (0o400, 0, 0)} if case_id == 'unreadable-file' else None
         secret_dir = env.secret_dir(values, modes)
@@ -776,7 +777,7 @@ def refusal_results(env):
 
 @pytest.mark.parametrize('case_id', sorted(REFUSALS))
 def test_refusal(refusal_results, case_id):
-    service, _, _, _, _, reason = REFUSALS[case_id]
+    service, reason = REFUSALS[case_id][0], REFUSALS[case_id][5]
     result = refusal_results[case_id]
     assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -809,7 +810,7 @@ def test_datastores_refuse_empty_or_missing_passwords(env):
                                               volumes={env.volume('redis-missing'): '/data'}, timeout=30),
     }
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        results = {k: f for k, f in zip(jobs, pool.map(lambda j: j(), jobs.values()))}
+        results = dict(zip(jobs, pool.map(lambda j: j(), jobs.values())))
     pg = results['postgres-empty']
     assert pg.returncode != 0 and 'POSTGRES_PASSWORD_FILE (/run/secrets/postgresPassword) is empty' in pg.stderr
     rd = results['redis-missing']

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) caracal.hardened contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Entrypoint of the caracal-postgres test image.
@@ -48,7 +47,7 @@ def die(msg):
 
 
 def run(argv, **kwargs):
-    result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+    result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False, **kwargs)
     if result.returncode != 0:
         out = result.stdout.decode('utf-8', 'replace').strip()
         raise pg.Failure('%s failed (%d): %s' % (os.path.basename(argv[0]), result.returncode, out[-2000:]))

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) caracal.hardened contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """caracal-migrate (the dbMigrate one-shot job of the caracal-postgres test image).
@@ -59,7 +58,7 @@ def main():
             deadline = time.monotonic() + wait
             while True:
                 result = subprocess.run(argv, input=SQL.encode(), env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
                 if result.returncode == 0:
                     break
                 out = result.stdout.decode('utf-8', 'replace').strip()

@@ -127,7 +127,7 @@ class Resp(object):
             return data
         if kind == b'*':
             size = int(rest)
-            return None if size < 0 else [self._read() for _ in range(size)]
+            return None if size < 0 else [self._read() for dummy in range(size)]
         raise RespError('unexpected reply type %r' % kind)
 
 

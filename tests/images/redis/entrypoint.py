@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) caracal.hardened contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Entrypoint of the caracal-redis test image.
@@ -64,8 +63,9 @@ def check_dirs(conf):
     if not os.access(rundir, os.W_OK | os.X_OK):
         st = os.stat(rundir)
         raise cr.Failure('%s (owner %d:%d, mode %o) is not writable by uid %d: mount the tmpfs with '
-                         'uid=%d,gid=%d,mode=0700' % (rundir, st.st_uid, st.st_gid, st.st_mode & 0o7777,
-                                                       os.getuid(), os.getuid(), os.getgid()))
+                         'uid=%d,gid=%d,mode=0700'
+                         % (rundir, st.st_uid, st.st_gid, st.st_mode & 0o7777,
+                            os.getuid(), os.getuid(), os.getgid()))
     if not os.access(conf['data'], os.W_OK | os.X_OK):
         raise cr.Failure('%s is not writable by uid %d (the redis data volume must belong to %d:%d)'
                          % (conf['data'], os.getuid(), os.getuid(), os.getgid()))

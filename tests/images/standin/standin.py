@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) caracal.hardened contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """caracal-standin: a local stand-in for Caracal's application services (tests only).
@@ -413,7 +412,7 @@ def make_handler(svc):
         def bearer_ok(self, sname, var_index=0):
             expected = svc.value(sname, var_index)
             header = self.headers.get('Authorization', '')
-            scheme, _, token = header.partition(' ')
+            scheme, dummy, token = header.partition(' ')
             if expected is None or scheme.lower() != 'bearer' or not token:
                 return False
             return hmac.compare_digest(token.strip().encode('utf-8'), expected.encode('utf-8'))
