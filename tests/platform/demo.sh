@@ -36,6 +36,9 @@ fi
 echo "demo: creating (or reusing) the Debian 13 systemd container $CARACAL_DEMO_NAME"
 ansible-playbook molecule/_shared/create.yml -e "@$platform"
 
+echo "demo: installing the inner Docker engine and loading the test images"
+ansible-playbook -i "$inventory" molecule/_shared/docker-host.yml
+
 echo "demo: ansible-playbook -i $inventory $playbook"
 ansible-playbook -i "$inventory" "$playbook"
 

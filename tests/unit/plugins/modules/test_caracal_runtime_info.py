@@ -1,0 +1,131 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) caracal.hardened contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""caracal.hardened.caracal_runtime_info end to end on a faked docker CLI and /proc."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'module_utils'))
+
+from ansible_collections.caracal.hardened.plugins.module_utils import _checks_host  # noqa: E402
+from ansible_collections.caracal.hardened.plugins.modules import caracal_runtime_info as mod  # noqa: E402
+
+from test_checks_fixtures import (  # noqa: E402
+    FakeHost,
+    by_service,
+    proc_facts,
+    record_of,
+    run_module,
+    stack,
+    statuses,
+)
+
+
+@pytest.fixture
+def items(monkeypatch):
+    """The compliant stack with process ids whose /proc/<pid>/status is faked."""
+    data = stack()
+    facts = {}
+    for number, item in enumerate(data, 100):
+        if item['State']['Running']:
+            item['State']['Pid'] = number
+            facts[number] = proc_facts(item)
+    monkeypatch.setattr(_checks_host, 'proc_status', lambda pid: dict(facts.get(pid, {})))
+    return data
+
+
+@pytest.fixture
+def metrics(monkeypatch):
+    answers = {}
+    asked = []
+
+    def http_get(host, port, path='/', headers=None, timeout=5.0, **kwargs):
+        asked.append((host, port, path, dict(headers or {})))
+        return answers.get(port, {'status': 401, 'headers': []})
+    monkeypatch.setattr(mod, 'http_get', http_get)
+    return answers, asked
+
+
+@pytest.mark.parametrize('check', [False, True])
+def test_compliant_stack_passes(monkeypatch, items, metrics, check):
+    kind, result = run_module(monkeypatch, mod.main, {}, FakeHost.with_stack(items), check=check)
+    assert kind == 'exit' and result['changed'] is False
+    assert result['summary']['passed'], [r for r in result['checks'] if r['status'] == 'fail']
+    assert set(statuses(result).values()) == {'pass'}
+    assert result['engines'] == ['docker'] and len(result['containers']) == 10
+    _answers, asked = metrics
+    assert sorted(p for _h, p, _path, _hd in asked) == [3000, 4000, 8080, 8081, 9090]
+    assert all('Authorization' not in hd for _h, _p, _path, hd in asked)
+
+
+def test_seeded_defects_fail_the_right_checks(monkeypatch, items, metrics):
+    api = by_service(items, 'api')
+    api['Config']['Env'] = [e for e in api['Config']['Env'] if not e.startswith('CARACAL_MODE=')] + ['CARACAL_MODE=dev']
+    by_service(items, 'gateway')['HostConfig']['CapAdd'] = ['CAP_NET_ADMIN']
+    answers, _asked = metrics
+    answers[3000] = {'status': 200, 'headers': []}
+    kind, result = run_module(monkeypatch, mod.main, {}, FakeHost.with_stack(items))
+    assert kind == 'exit'
+    failed = set(i for i, s in statuses(result).items() if s == 'fail')
+    assert failed == {'mode.caracal_mode', 'containers.capabilities', 'metrics.bearer'}
+    assert record_of(result, 'containers.capabilities')['findings'] == [
+        'gateway (caracal-gateway-1): adds NET_ADMIN beyond the contract (allowed: none)']
+    assert record_of(result, 'metrics.bearer')['findings'] == [
+        'api (caracal-api-1): /metrics answered 200 without a bearer token (expected 401)']
+    assert result['summary']['passed'] is False
+
+
+def test_root_process_is_measured(monkeypatch, items, metrics):
+    web = by_service(items, 'web')
+    monkeypatch.setattr(_checks_host, 'proc_status',
+                        lambda pid: {'uid': 0, 'euid': 0, 'cap_bnd': [], 'no_new_privs': True} if pid == web['State']['Pid']
+                        else proc_facts([i for i in items if i['State']['Pid'] == pid][0]))
+    kind, result = run_module(monkeypatch, mod.main, {'checks': ['containers.non_root']}, FakeHost.with_stack(items))
+    assert [r['id'] for r in result['checks']] == ['containers.non_root']
+    assert result['checks'][0]['findings'] == ['web (caracal-web-1): its process runs as uid 0 (root)']
+
+
+def test_no_engine_is_not_applicable(monkeypatch):
+    kind, result = run_module(monkeypatch, mod.main, {}, FakeHost())
+    assert set(statuses(result).values()) == {'not_applicable'}
+    assert all(r['detail'] == 'no container engine (docker, podman) on this host' for r in result['checks'])
+
+
+def test_engine_that_does_not_answer_fails(monkeypatch):
+    host = FakeHost(binaries={'docker': '/usr/bin/docker'},
+                    commands={('docker', 'ps'): (1, '', 'Cannot connect to the Docker daemon at unix:///run/docker.sock')})
+    kind, result = run_module(monkeypatch, mod.main, {}, host)
+    assert set(statuses(result).values()) == {'fail'}
+    assert result['checks'][0]['findings'] == [
+        'docker is installed but its engine does not answer: Cannot connect to the Docker daemon at unix:///run/docker.sock']
+
+
+def test_other_projects_are_not_this_deployment(monkeypatch, items, metrics):
+    kind, result = run_module(monkeypatch, mod.main, {'project': 'other'}, FakeHost.with_stack(items))
+    assert set(statuses(result).values()) == {'not_applicable'}
+    assert "no container of the Caracal project 'other' in docker" in result['checks'][0]['detail']
+
+
+def test_control_gate_on_disk(monkeypatch, items, metrics, tmp_path):
+    for m in by_service(items, 'api')['Mounts']:
+        if m['Destination'] == '/run/caracal-control':
+            m['Source'] = str(tmp_path)
+    (tmp_path / 'enabled').write_text('')
+    kind, result = run_module(monkeypatch, mod.main, {'checks': ['access']}, FakeHost.with_stack(items))
+    assert record_of(result, 'access.control')['findings'] == [
+        'api (caracal-api-1): Control is enabled: the gate file %s/enabled exists' % tmp_path]
+    kind, result = run_module(monkeypatch, mod.main, {'checks': ['access.control'], 'control_enabled': True},
+                              FakeHost.with_stack(items))
+    assert statuses(result) == {'access.control': 'pass'}
+
+
+def test_unknown_check_fails(monkeypatch):
+    kind, result = run_module(monkeypatch, mod.main, {'checks': ['tls']}, FakeHost())
+    assert kind == 'fail' and 'unknown checks tls' in result['msg']
