@@ -69,7 +69,7 @@ def started(host, services):
     result = {}
     for svc in services:
         raw = inspect(host, svc)['State']['StartedAt']
-        stamp, _, frac = raw.rstrip('Z').partition('.')
+        stamp, dummy, frac = raw.rstrip('Z').partition('.')
         micro = int((frac + '000000')[:6]) if frac else 0
         result[svc] = datetime.datetime.strptime(stamp, '%Y-%m-%dT%H:%M:%S').replace(microsecond=micro)
     return result
@@ -84,8 +84,8 @@ def wait_ready(host, timeout=READY_TIMEOUT):
         '  ok=1; for want in %s; do case " $s" in *" $want "*) ;; *) ok=0;; esac; done; '
         '  [ $ok = 1 ] && { echo "$s"; exit 0; }; sleep 2; '
         'done; echo "$s"; exit 1'
-    ) % (timeout, CLI, ' '.join(['%s=running/healthy/0' % s for s in LONG_RUNNING]
-                                 + ['%s=exited//0' % s for s in JOBS]))
+    ) % (timeout, CLI, ' '.join(
+        ['%s=running/healthy/0' % s for s in LONG_RUNNING] + ['%s=exited//0' % s for s in JOBS]))
     return host.run("bash -c '%s'" % script.replace("'", "'\\''"))
 
 
@@ -102,7 +102,7 @@ def get(host, service, path, headers=None):
     args = ' '.join("-H '%s'" % h for h in (headers or []))
     out = host.check_output("curl -s -m 10 -o /tmp/body -w '%%{http_code}' %s http://127.0.0.1:%d%s; echo; cat /tmp/body"
                             % (args, publish_port(service), path))
-    status, _, body = out.partition('\n')
+    status, dummy, body = out.partition('\n')
     return int(status), body
 
 
@@ -125,7 +125,7 @@ def proc_statuses(host, service):
     table = {}
     for block in out.split('@@ ')[1:]:
         lines = block.strip().splitlines()
-        fields = dict((k.strip(), v.strip()) for k, _, v in (line.partition(':') for line in lines[1:]))
+        fields = dict((k.strip(), v.strip()) for k, dummy, v in (line.partition(':') for line in lines[1:]))
         if len(fields) == 4:  # a process that ended meanwhile is left out
             table[int(lines[0])] = fields
     assert table, service
@@ -404,4 +404,3 @@ def test_engine_restart_brings_the_stack_back(host):
     assert result.rc == 0, result.stdout
     assert host.service(UNIT).is_running
     assert get(host, 'web', '/health')[0] == 200
-
