@@ -19,6 +19,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.caracal.hardened.plugins.module_utils._contract import fail_open_hits
 from ansible_collections.caracal.hardened.plugins.module_utils._checks import (
     classify_address,
     judged,
@@ -41,7 +42,6 @@ CAPABILITIES = [
     'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
 ]
 
-_FALSE_WORDS = ('', 'false', '0', 'no', 'off')
 _ROOT_USERS = ('', 'root', '0')
 
 
@@ -265,28 +265,13 @@ def check_mode(profile, containers, project='caracal', engines=None):
     return judged('mode.caracal_mode', findings, {'modes': modes})
 
 
-def fail_open_settings(profile, env):
-    """The contract's fail-open settings ``env`` turns on, as ``[(name, shown)]``."""
-    hits = []
-    for name, meaning in sorted((profile.get('fail_open_settings') or {}).items()):
-        if name not in env or env[name] is None:
-            continue
-        value = str(env[name]).strip().lower()
-        if meaning == 'any non-empty value':
-            if value:
-                hits.append((name, 'set (non-empty)'))
-        elif value not in _FALSE_WORDS:
-            hits.append((name, '=%s' % env[name]))
-    return hits
-
-
 def check_fail_open(profile, containers, project='caracal', engines=None):
     """``mode.fail_open``: no container turns a fail-open switch on."""
     if not containers:
         return _no_project('mode.fail_open', project, engines or [])
     findings = []
     for ctr in containers:
-        for name, shown in fail_open_settings(profile, env_dict(ctr)):
+        for name, shown in fail_open_hits(profile, env_dict(ctr)):
             findings.append('%s: %s %s is a fail-open setting' % (_label(ctr), name, shown))
     return judged('mode.fail_open', findings, {
         'settings': sorted(profile.get('fail_open_settings') or {}),

@@ -25,6 +25,7 @@ import json
 import posixpath
 
 from ansible_collections.caracal.hardened.plugins.module_utils._checks import judged, not_applicable
+from ansible_collections.caracal.hardened.plugins.module_utils._contract import secret_variables
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import env_dict
 from ansible_collections.caracal.hardened.plugins.module_utils._secrets import (
     EVIDENCE_FIELDS,
@@ -420,17 +421,6 @@ def check_runtime_profiles(profiles):
 
 
 # ---------------------------------------------------------------- delivery into containers
-
-def secret_variables(profile):
-    """Every variable a secret is read through (``NAME``, never ``NAME_FILE``)."""
-    names = set()
-    for spec in profile['secrets'].values():
-        names.update(spec.get('env') or [])
-    for svc in profile['services'].values():
-        for variables in svc['secrets'].values():
-            names.update(variables)
-    return names
-
 
 def check_file_delivery(profile, containers, views_path, project='caracal', engines=None):
     """``secrets.file_delivery``: ``NAME_FILE=/run/secrets/<file>`` from the read-only view mount."""

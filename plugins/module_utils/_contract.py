@@ -392,6 +392,44 @@ def roll_order(profile, changed_secrets):
     return order
 
 
+# Values that leave a boolean fail-open switch off.
+FALSE_WORDS = ('', 'false', '0', 'no', 'off')
+
+
+def secret_variables(profile):
+    """Every variable a secret is read through (``NAME``, never ``NAME_FILE``).
+
+    None of them may ever appear in a container's environment: only their ``*_FILE``
+    counterparts do.
+    """
+    names = set()
+    for spec in profile['secrets'].values():
+        names.update(spec.get('env') or [])
+    for svc in profile['services'].values():
+        for variables in svc['secrets'].values():
+            names.update(variables)
+    return names
+
+
+def fail_open_hits(profile, env):
+    """The contract's fail-open settings that ``env`` turns on, as ``[(name, shown)]``.
+
+    ``shown`` never repeats a value that is only "set": ``'set (non-empty)'`` or
+    ``'=<value>'`` for boolean switches.
+    """
+    hits = []
+    for name, meaning in sorted((profile.get('fail_open_settings') or {}).items()):
+        if name not in env or env[name] is None:
+            continue
+        value = str(env[name]).strip().lower()
+        if meaning == 'any non-empty value':
+            if value:
+                hits.append((name, 'set (non-empty)'))
+        elif value not in FALSE_WORDS:
+            hits.append((name, '=%s' % env[name]))
+    return hits
+
+
 def check_profile(name):
     """Return a list of consistency problems for profile ``name`` (empty when sound)."""
     problems = []

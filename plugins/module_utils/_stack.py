@@ -57,6 +57,8 @@ import copy
 import posixpath
 import re
 
+from ansible_collections.caracal.hardened.plugins.module_utils._contract import fail_open_hits, secret_variables
+
 STACK_VERSION = 1
 
 # The one-shot job that prepares the replay state of sts and gateway (contract
@@ -112,7 +114,6 @@ _CPUS = re.compile(r'^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)$')
 _DURATION = re.compile(r'^[1-9][0-9]*(ms|s|m|h)$')
 _HOST = re.compile(r'^(?=.{1,253}$)(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[0-9]{1,5})?$')
 _URL = re.compile(r'^(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?(/[^\s?#]*)?$')
-_FALSE_WORDS = ('', 'false', '0', 'no', 'off')
 
 
 class StackError(ValueError):
@@ -235,28 +236,12 @@ def _allowlist(value):
     return ','.join(items)
 
 
-def secret_variables(profile):
-    """Every environment variable name a secret is read through (``NAME``, not ``NAME_FILE``)."""
-    names = set()
-    for spec in profile['secrets'].values():
-        names.update(spec.get('env') or [])
-    for svc in profile['services'].values():
-        for variables in svc['secrets'].values():
-            names.update(variables)
-    return names
-
-
 def check_fail_open(profile, env, where):
     """Refuse the contract's fail-open switches (whatever the mode)."""
-    for name in profile.get('fail_open_settings') or {}:
-        if name not in env:
-            continue
-        value = str(env[name]).strip().lower()
-        if name == 'JTI_FAIL_OPEN':
-            if value not in _FALSE_WORDS:
-                raise StackError('%s: %s=%s is a fail-open setting and is refused' % (where, name, env[name]))
-        elif value:
-            raise StackError('%s: %s is a fail-open setting and is refused' % (where, name))
+    hits = fail_open_hits(profile, env)
+    if hits:
+        raise StackError('%s: %s is a fail-open setting and is refused'
+                         % (where, ', '.join('%s %s' % hit for hit in hits)))
 
 
 def storage_needs(profile):

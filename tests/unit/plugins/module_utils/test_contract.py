@@ -118,3 +118,19 @@ def _broken(mutate):
 def test_check_profile_finds_problems(mutate, problem):
     problems = _broken(mutate)
     assert any(problem in p for p in problems), problems
+
+
+@pytest.mark.parametrize('env,expected', [
+    ({}, []),
+    ({'JTI_FAIL_OPEN': 'false', 'INSECURE_STS': ''}, []),
+    ({'JTI_FAIL_OPEN': 'True'}, [('JTI_FAIL_OPEN', '=True')]),
+    ({'INSECURE_HTTP': '1', 'INSECURE_STS': 'no'}, [('INSECURE_HTTP', 'set (non-empty)'), ('INSECURE_STS', 'set (non-empty)')]),
+])
+def test_fail_open_hits(env, expected):
+    assert contract.fail_open_hits(contract.get_profile('2026.07'), env) == expected
+
+
+def test_secret_variables_are_the_plain_names():
+    names = contract.secret_variables(contract.get_profile('2026.07'))
+    assert {'ZONE_KEK', 'CONTROL_API_TOKEN', 'PGPASSWORD', 'DATABASE_URL'} <= names
+    assert not [n for n in names if n.endswith('_FILE')]
