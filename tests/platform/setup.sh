@@ -67,7 +67,10 @@ fi
 if ! engine_answers; then
     command -v dockerd >/dev/null 2>&1 || die "no Docker engine answers and dockerd is not installed"
     say "starting dockerd (log: $CARACAL_CACHE/logs/dockerd.log)"
-    setsid nohup dockerd >>"$CARACAL_CACHE/logs/dockerd.log" 2>&1 </dev/null &
+    # Detached for good: its own session, no inherited descriptors (the setup lock on fd 9, the
+    # phase's output pipe), and not a job of this shell, so nothing below ever waits for it.
+    setsid nohup dockerd >>"$CARACAL_CACHE/logs/dockerd.log" 2>&1 </dev/null 9>&- &
+    disown "$!"
     for _ in $(seq 1 60); do
         engine_answers && break
         sleep 1
@@ -83,8 +86,15 @@ fi
 recipe_file="$CARACAL_ROOT/tests/platform/systemd-image.sh"
 pids=()
 names=()
-# Never leave a build running behind a failed setup: wait for it before exiting.
-trap 'wait 2>/dev/null || true' EXIT
+# Never leave a build running behind a failed setup: wait for the builds (only those: a bare
+# `wait` would also wait for anything else this shell started) before exiting.
+wait_builds() {
+    local pid
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap wait_builds EXIT
 for spec in bookworm:12 trixie:13; do
     suite="${spec%%:*}"
     tag="$CARACAL_TEST_IMAGE_PREFIX:debian-${spec##*:}"
