@@ -7,6 +7,7 @@ the inventory molecule generated, and snapshots file trees so a test can prove t
 failed run left the host byte-identical.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -84,3 +85,51 @@ def changed_count(output):
         if 'changed=' in line and 'ok=' in line:
             total += int(line.split('changed=')[1].split()[0])
     return total
+
+
+# ------------------------------------------------------------------ a deployed stack
+
+FP_DOMAIN = b'caracal.hardened/fingerprint/v1\0'
+
+
+def fingerprint(value):
+    """The collection's fingerprint of a secret value (plugins/module_utils/_secrets.py)."""
+    return hashlib.sha256(FP_DOMAIN + value.encode('utf-8')).hexdigest()[:16]
+
+
+def store_values(host, store, names):
+    """{name: value} of the secrets in the store directory (read back to search outputs for them)."""
+    return {name: host.file('%s/%s' % (store, name)).content_string.strip() for name in names}
+
+
+def loopback_get(host, port, path, headers=None):
+    """(status, body) of a request to a loopback publish, from the test host."""
+    args = ' '.join("-H '%s'" % h for h in (headers or []))
+    out = host.check_output("curl -s -m 10 -o /tmp/body -w '%%{http_code}' %s http://127.0.0.1:%d%s; echo; cat /tmp/body"
+                            % (args, port, path))
+    status, dummy, body = out.partition('\n')
+    return int(status), body
+
+
+def each_process(host, pids_command, body):
+    """Run ``body`` (sh, ``$p`` is the host pid) for every pid ``pids_command`` prints after its header line."""
+    script = 'for p in $(%s | tail -n +2); do [ -r /proc/$p/status ] || continue; %s; done' % (pids_command, body)
+    return host.check_output("sh -c '%s'" % script.replace("'", "'\\''"))
+
+
+def proc_statuses(host, pids_command):
+    """{pid: {Uid, CapEff, CapPrm, NoNewPrivs}} of every process ``pids_command`` lists."""
+    out = each_process(host, pids_command, 'echo "@@ $p"; grep -E "^(Uid|CapEff|CapPrm|NoNewPrivs):" /proc/$p/status')
+    table = {}
+    for block in out.split('@@ ')[1:]:
+        lines = block.strip().splitlines()
+        fields = dict((k.strip(), v.strip()) for k, dummy, v in (line.partition(':') for line in lines[1:]))
+        if len(fields) == 4:  # a process that ended meanwhile is left out
+            table[int(lines[0])] = fields
+    assert table, pids_command
+    return table
+
+
+def environments(host, pids_command):
+    """The environments of every process ``pids_command`` lists, as text."""
+    return each_process(host, pids_command, 'tr "\\0" "\\n" < /proc/$p/environ 2>/dev/null; echo')

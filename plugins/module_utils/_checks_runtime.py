@@ -152,7 +152,8 @@ def normalize_container(data, engine='docker', proc=None):
         'name': name,
         'engine': engine,
         'labels': dict(labels),
-        'project': labels.get('com.docker.compose.project') or labels.get('io.podman.compose.project') or '',
+        'project': (labels.get('com.docker.compose.project') or labels.get('org.caracal.hardened.project')
+                    or labels.get('io.podman.compose.project') or ''),
         'service': labels.get('com.docker.compose.service') or labels.get('org.caracal.hardened.service') or '',
         'kind_label': labels.get('org.caracal.hardened.kind') or '',
         'image': cfg.get('Image') or '',

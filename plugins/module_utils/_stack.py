@@ -108,6 +108,7 @@ DEFAULT_SETTINGS = {
 }
 
 _ENV_NAME = re.compile(r'^[A-Z_][A-Z0-9_]*$')
+_CONTROL_CHARS = re.compile(r'[\x00-\x1f\x7f]')
 _SECRETISH_NAME = re.compile(r'(TOKEN|SECRET|PASSWORD|PASSWD|KEK|HMAC|_KEY|BEARER|CREDENTIALS?)$')
 _MEMORY = re.compile(r'^[1-9][0-9]*[bkmg]?$')
 _CPUS = re.compile(r'^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)$')
@@ -405,6 +406,10 @@ def build_stack(profile, settings=None, images=None):
                                  '(deliver it as a file)' % (name, key))
             if isinstance(value, (dict, list)) or value is None:
                 raise StackError('service %s: %s must be a string' % (name, key))
+            # A line break or other control character would end the setting early in a unit
+            # or environment file and could smuggle in settings of its own.
+            if _CONTROL_CHARS.search(str(value)):
+                raise StackError('service %s: %s contains a line break or another control character' % (name, key))
             environment[key] = str(value)
         check_fail_open(profile, environment, 'service %s' % name)
 
@@ -574,7 +579,52 @@ def build_stack(profile, settings=None, images=None):
             'services': replay_services,
             'init_service': init_service,
         },
+        'password_sync': _password_sync(profile, model_services, gid),
     }
+
+
+def _password_sync(profile, model_services, gid):
+    """How a rotated datastore password reaches a running datastore, per secret.
+
+    Postgres keeps its roles' passwords in its data directory: a rotated ``postgresPassword``
+    must be set on every role the contract's URL templates log in as (and on the superuser
+    initdb created) before anything restarts with the new URL files. ``psql`` runs inside the
+    postgres container and reads the new value from that container's own secret view with
+    ``\\set ... `cat file```: the value never passes through Ansible, a command line or the
+    environment, and the server stores only its SCRAM verifier. Each backend prefixes
+    ``command`` with its own exec (``docker compose exec``, ``podman exec``).
+    """
+    pg = [s for s in model_services if s['name'] == 'postgres' and s['secrets']
+          and 'postgresPassword' in s['secrets']['files']]
+    if not pg:
+        return {}
+    roles = []
+    for spec in profile['secrets'].values():
+        template = spec.get('template') or ''
+        if 'postgresPassword' not in (spec.get('derived_from') or []):
+            continue
+        match = re.match(r'^postgres(?:ql)?://([A-Za-z_][A-Za-z0-9_]*)(?::[^@]*)?@', template)
+        if match and match.group(1) not in roles:
+            roles.append(match.group(1))
+    if 'postgres' not in roles:
+        roles.append('postgres')
+    source = posixpath.join(pg[0]['secrets']['target'], 'postgresPassword')
+    # psql would set an empty (no) password if the file could not be read: stop first.
+    guard = ('test -r "$1" && test -s "$1" || { echo "caracal.hardened: cannot read the new postgresPassword '
+             'in $1; no role was changed" >&2; exit 3; }; shift; exec "$@"')
+    lines = ['\\set caracal_pw `cat %s`' % source]
+    lines += ['ALTER ROLE "%s" PASSWORD :\'caracal_pw\';' % role for role in roles]
+    lines.append('\\unset caracal_pw')
+    return {'postgresPassword': {
+        'service': 'postgres',
+        # The view is readable by the deployment's group, which an exec does not always get
+        # as a supplementary group (podman exec does not): make it the primary group.
+        'user': 'postgres:%s' % gid,
+        'roles': roles,
+        'command': ['/bin/sh', '-c', guard, 'caracal-password-sync', source,
+                    'psql', '--no-psqlrc', '--quiet', '--set', 'ON_ERROR_STOP=1', '--dbname', 'postgres'],
+        'stdin': '\n'.join(lines) + '\n',
+    }}
 
 
 def restart_plan(model, requested):

@@ -8,12 +8,12 @@ previous one left (pytest runs them in file order).
 """
 
 import datetime
-import hashlib
 import json
 import os
 
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import get_profile, roll_order
-from caracal_molecule import changed_count, run_playbook, tree_digest
+from caracal_molecule import changed_count, environments as process_environments, fingerprint, loopback_get
+from caracal_molecule import proc_statuses as process_statuses, run_playbook, store_values as read_store, tree_digest
 
 PROFILE = get_profile('2026.07')
 SERVICES = PROFILE['services']
@@ -30,15 +30,10 @@ CONTROL = HOME + '/control'
 UNIT = 'caracal-compose.service'
 CLI = 'docker compose --project-directory %s' % COMPOSE_DIR
 SCENARIO_VARS = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', 'vars', 'main.yml'))
-FP_DOMAIN = b'caracal.hardened/fingerprint/v1\0'
 READY_TIMEOUT = 240
 
 
 # ------------------------------------------------------------------ helpers
-
-def fingerprint(value):
-    return hashlib.sha256(FP_DOMAIN + value.encode('utf-8')).hexdigest()[:16]
-
 
 def apply(roles, extra=None, **kwargs):
     """Run ``roles`` with the scenario's variables (plus ``extra``) in one play."""
@@ -90,7 +85,7 @@ def wait_ready(host, timeout=READY_TIMEOUT):
 
 
 def store_values(host):
-    return {name: host.file('%s/%s' % (STORE, name)).content_string.strip() for name in PROFILE['secrets']}
+    return read_store(host, STORE, PROFILE['secrets'])
 
 
 def publish_port(service):
@@ -98,12 +93,7 @@ def publish_port(service):
 
 
 def get(host, service, path, headers=None):
-    """(status, body) of a request to the service's loopback publish, from the test host."""
-    args = ' '.join("-H '%s'" % h for h in (headers or []))
-    out = host.check_output("curl -s -m 10 -o /tmp/body -w '%%{http_code}' %s http://127.0.0.1:%d%s; echo; cat /tmp/body"
-                            % (args, publish_port(service), path))
-    status, dummy, body = out.partition('\n')
-    return int(status), body
+    return loopback_get(host, publish_port(service), path, headers)
 
 
 def fingerprints(host, service):
@@ -112,28 +102,16 @@ def fingerprints(host, service):
     return json.loads(body)
 
 
-def _each_process(host, service, body):
-    """Run ``body`` (sh, $p is the pid) for every process of the service's container."""
-    cid = host.check_output('%s ps --quiet %s' % (CLI, service))
-    script = 'for p in $(docker top %s -eo pid | tail -n +2); do [ -r /proc/$p/status ] || continue; %s; done' % (cid, body)
-    return host.check_output("sh -c '%s'" % script.replace("'", "'\\''"))
+def _pids(host, service):
+    return 'docker top %s -eo pid' % host.check_output('%s ps --quiet %s' % (CLI, service))
 
 
 def proc_statuses(host, service):
-    """{pid: {Uid, CapEff, CapPrm, NoNewPrivs}} of every process in the service's container."""
-    out = _each_process(host, service, 'echo "@@ $p"; grep -E "^(Uid|CapEff|CapPrm|NoNewPrivs):" /proc/$p/status')
-    table = {}
-    for block in out.split('@@ ')[1:]:
-        lines = block.strip().splitlines()
-        fields = dict((k.strip(), v.strip()) for k, dummy, v in (line.partition(':') for line in lines[1:]))
-        if len(fields) == 4:  # a process that ended meanwhile is left out
-            table[int(lines[0])] = fields
-    assert table, service
-    return table
+    return process_statuses(host, _pids(host, service))
 
 
 def environments(host, service):
-    return _each_process(host, service, 'tr "\\0" "\\n" < /proc/$p/environ 2>/dev/null; echo')
+    return process_environments(host, _pids(host, service))
 
 
 # ------------------------------------------------------------------ engine

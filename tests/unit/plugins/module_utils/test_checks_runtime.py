@@ -313,6 +313,18 @@ def test_project_containers_by_label_and_by_name():
     assert [c['service'] for c in found if c['name'] == 'systemd-caracal-sts'] == ['sts']
 
 
+def test_project_containers_by_the_quadlet_labels():
+    quadlet = by_service(stack(), 'gateway')
+    quadlet['Config']['Labels'] = {'org.caracal.hardened.project': 'caracal', 'org.caracal.hardened.service': 'gateway'}
+    quadlet['Name'] = 'caracal-gateway'
+    foreign = by_service(stack(), 'gateway')
+    foreign['Config']['Labels'] = {'org.caracal.hardened.project': 'other', 'org.caracal.hardened.service': 'gateway'}
+    foreign['Name'] = 'caracal-gateway-other'
+    found = rt.project_containers([rt.normalize_container(i, engine='podman') for i in (quadlet, foreign)],
+                                  'caracal', rt.known_services(PROFILE))
+    assert [(c['name'], c['service'], c['project']) for c in found] == [('caracal-gateway', 'gateway', 'caracal')]
+
+
 def test_env_values_never_reach_a_record():
     items = stack()
     env_set(by_service(items, 'api'), 'CARACAL_MODE', 'dev')
