@@ -2,6 +2,7 @@
 # prepares the machine itself (Debian packages, Docker engine, virtual environment, images).
 #   make test                 the whole suite (what CI runs through .ci/run)
 #   make demo                 deploy to a disposable Debian 13 systemd container
+#   make bench                what the playbooks cost on a demo host (prints, asserts nothing)
 #   make molecule SCENARIO=x  one scenario (all scenarios without SCENARIO)
 
 SHELL := /bin/bash
@@ -13,12 +14,13 @@ SCENARIO ?=
 # A phase that finds nothing to test exits 77: not an error for a single make target.
 PHASE = $(PLATFORM)/phase.sh
 
-.PHONY: help test setup lint yamllint ansible-lint sanity unit integration build molecule demo demo-clean
+.PHONY: help test setup lint yamllint ansible-lint sanity unit integration build molecule demo demo-clean bench
 
 help:
 	@echo "make test                  setup, lint, sanity, unit, integration, build check, every molecule scenario"
 	@echo "make demo                  deploy playbooks/deploy.yml to the disposable container caracal-demo"
 	@echo "make demo-clean            remove caracal-demo"
+	@echo "make bench                 deploy, no-op re-run, rotation timings on a fresh demo host (caracal-bench)"
 	@echo "make setup                 prepare this machine (idempotent)"
 	@echo "make lint                  yamllint and ansible-lint (production profile)"
 	@echo "make sanity | unit | integration | build"
@@ -48,3 +50,6 @@ demo:
 
 demo-clean:
 	$(PLATFORM)/demo.sh clean
+
+bench:
+	tests/bench/bench.sh

@@ -18,6 +18,7 @@ Run: /root/.cache/caracal-venv-probe/bin/python -m pytest tests/integration -q
 tests/images/build.sh, cached by content hash).
 """
 
+import calendar
 import concurrent.futures
 import hashlib
 import importlib.util
@@ -577,6 +578,10 @@ def test_app_runs_as_65532_without_capabilities(stack, service):
         assert fields['NoNewPrivs'] == '1', (pid, name, fields)
     info = json.loads(http(url(stack, service, '/standin/info'))[2])
     assert (info['uid'], info['gid'], info['service']) == (UID, GID, service)
+    # the process start time (tests tell restarts by it): after the container started
+    started = docker('inspect', '-f', '{{.State.StartedAt}}', stack.containers[service]).stdout.strip()
+    started_epoch = calendar.timegm(time.strptime(started[:19], '%Y-%m-%dT%H:%M:%S'))
+    assert started_epoch - 5 <= info['started'] <= time.time(), (started, info['started'])
 
 
 @pytest.mark.parametrize('service', ['postgres', 'redis'])
@@ -738,6 +743,36 @@ REFUSALS = {
                               r'JTI_FAIL_OPEN=true is a fail-open setting, forbidden in stable mode'),
 }
 
+# The stand-in's test hook (tests/images/standin, not a Caracal setting):
+# STANDIN_ACCEPT_ONLY_<VAR>_FINGERPRINT accepts only the value of <VAR> with that fingerprint.
+PIN = 'STANDIN_ACCEPT_ONLY_%s_FINGERPRINT'
+PINNED_KEY = secrets.token_hex(32)
+OTHER_KEY = secrets.token_hex(32)
+REFUSALS.update({
+    'pin-other-value': ('gateway', {'gatewayStsHmacKey': OTHER_KEY},
+                        {PIN % 'GATEWAY_STS_HMAC_KEY': fingerprint(PINNED_KEY)}, (), (),
+                        r'GATEWAY_STS_HMAC_KEY has fingerprint %s; this stand-in accepts only %s '
+                        r'\(STANDIN_ACCEPT_ONLY_GATEWAY_STS_HMAC_KEY_FINGERPRINT, a test hook\)'
+                        % (fingerprint(OTHER_KEY), fingerprint(PINNED_KEY))),
+    'pin-second-variable': ('api', {'caracalAdminToken': OTHER_KEY},
+                            {PIN % 'CONTROL_API_TOKEN': fingerprint(PINNED_KEY)}, (), (),
+                            r'CONTROL_API_TOKEN has fingerprint %s; .*' % fingerprint(OTHER_KEY)),
+    'pin-malformed': ('sts', {}, {PIN % 'AUDIT_HMAC_KEY': 'not-a-fingerprint'}, (), (),
+                      r'STANDIN_ACCEPT_ONLY_AUDIT_HMAC_KEY_FINGERPRINT=not-a-fingerprint is not a fingerprint '
+                      r'\(16 hex digits\)'),
+    'pin-unread-variable': ('audit', {}, {PIN % 'CARACAL_ADMIN_TOKEN': fingerprint(PINNED_KEY)}, (), (),
+                            r'STANDIN_ACCEPT_ONLY_CARACAL_ADMIN_TOKEN_FINGERPRINT names CARACAL_ADMIN_TOKEN, '
+                            r'which audit does not read'),
+})
+
+# Valid configurations that must start, with their env: the hook accepts the pinned value.
+ACCEPTS = {
+    'pin-same-value': ('gateway', {'gatewayStsHmacKey': PINNED_KEY},
+                       {PIN % 'GATEWAY_STS_HMAC_KEY': fingerprint(PINNED_KEY)}),
+    'pin-same-value-upper-case': ('web', {'caracalAdminToken': PINNED_KEY},
+                                  {PIN % 'CARACAL_ADMIN_TOKEN': fingerprint(PINNED_KEY).upper()}),
+}
+
 
 @pytest.fixture(scope='session')
 def refusal_results(env):
@@ -747,15 +782,17 @@ def refusal_results(env):
     def one(case_id):
         if case_id.startswith('control-'):
             service, overrides, extra_env, drop, skip = case_id[len('control-'):], {}, {}, (), ()
+        elif case_id in ACCEPTS:
+            (service, overrides, extra_env), drop, skip = ACCEPTS[case_id], (), ()
         else:
             service, overrides, extra_env, drop, skip = REFUSALS[case_id][:5]
         values = dict(base, **overrides)
         modes = {'databaseUrl': (0o400, 0, 0)} if case_id == 'unreadable-file' else None
         secret_dir = env.secret_dir(values, modes)
         name = env.name('refusal-%s' % case_id)
-        if case_id.startswith('control-'):
+        if case_id.startswith('control-') or case_id in ACCEPTS:
             # A valid configuration must start (and stay up): the refusals are not noise.
-            cid = env.start(service, secret_dir, name=name)
+            cid = env.start(service, secret_dir, name=name, env=extra_env)
             deadline = time.monotonic() + 30
             while True:
                 logs = docker('logs', cid, check=False)
@@ -770,7 +807,7 @@ def refusal_results(env):
         return env.run_once(service, secret_dir, name=name, env=extra_env, drop_env=drop,
                             skip_secrets=skip, timeout=30)
 
-    cases = list(REFUSALS) + ['control-%s' % s for s in APPS]
+    cases = list(REFUSALS) + list(ACCEPTS) + ['control-%s' % s for s in APPS]
     with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
         return dict(zip(cases, pool.map(one, cases)))
 
@@ -793,6 +830,16 @@ def test_valid_configuration_starts_in_isolation(refusal_results, service):
     result = refusal_results['control-%s' % service]
     assert result.returncode == 0, result.stderr
     assert re.search(r'listening on (\[::\]|0\.0\.0\.0):%d \(mode stable' % SERVICES[service]['port'], result.stdout)
+
+
+@pytest.mark.parametrize('case_id', sorted(ACCEPTS))
+def test_pinned_fingerprint_accepts_its_value(refusal_results, case_id):
+    """The test hook lets the pinned value through: a refusal under it means another value."""
+    service = ACCEPTS[case_id][0]
+    result = refusal_results[case_id]
+    assert result.returncode == 0, result.stderr
+    assert re.search(r'listening on (\[::\]|0\.0\.0\.0):%d \(mode stable' % SERVICES[service]['port'], result.stdout)
+    assert PINNED_KEY not in result.stdout + result.stderr
 
 
 # ---------------------------------------------------------------------------

@@ -16,6 +16,11 @@ contract module describes it (``_contract.py``, copied into the image at build t
   (bearer in published modes), the admin and coordinator pings and, for the tests,
   ``/standin/fingerprints``.
 
+One test-only hook, which Caracal does not have: ``STANDIN_ACCEPT_ONLY_<VAR>_FINGERPRINT``
+(a fingerprint, never a value) makes the service refuse to start unless the value it
+resolved for ``<VAR>`` has that fingerprint.  The end-to-end tests use it to make one
+consumer refuse a rotated value.  Unset, it changes nothing.
+
 The validation is written here on purpose and does not reuse the collection's modules:
 this program is the oracle the collection is tested against.  Only the contract *data*
 (sizes, formats, variable names, ports) is shared.
@@ -52,6 +57,10 @@ TRUTHY = ('1', 't', 'true', 'y', 'yes', 'on')
 # Trailing whitespace Caracal trims from a secret file.
 TRAILING_WS = ' \t\r\n\v\f'
 HEX_RE = re.compile(r'\A[0-9a-fA-F]*\Z')
+# The test hook STANDIN_ACCEPT_ONLY_<VAR>_FINGERPRINT=<fingerprint>.
+PIN_PREFIX = 'STANDIN_ACCEPT_ONLY_'
+PIN_SUFFIX = '_FINGERPRINT'
+FINGERPRINT_RE = re.compile(r'\A[0-9a-f]{16}\Z')
 MAX_SECRET_FILE = 1 << 20
 CHECK_TIMEOUT = 3
 
@@ -212,6 +221,37 @@ def resolve_secrets(profile, service, env, mode):
                 check_format(spec, var, value)
             held.setdefault(sname, {})[var] = value
     return held
+
+
+def check_pins(profile, service, env, held):
+    """The test hook: refuse to start when a pinned variable holds another value.
+
+    ``STANDIN_ACCEPT_ONLY_<VAR>_FINGERPRINT=<fingerprint>`` accepts only the value of
+    ``<VAR>`` whose fingerprint (``fingerprint()``) is the one given.  A malformed pin, or
+    one naming a variable the service does not read or has no value for, refuses too:
+    a hook that silently did nothing would make the test that sets it pass for nothing.
+    """
+    reads = {}
+    for sname, variables in profile['services'][service]['secrets'].items():
+        for var in variables:
+            reads[var] = sname
+    for key in sorted(env):
+        if not (key.startswith(PIN_PREFIX) and key.endswith(PIN_SUFFIX)) \
+                or len(key) <= len(PIN_PREFIX) + len(PIN_SUFFIX):
+            continue
+        var = key[len(PIN_PREFIX):-len(PIN_SUFFIX)]
+        want = env[key].strip().lower()
+        if not FINGERPRINT_RE.match(want):
+            raise Refusal('%s=%s is not a fingerprint (16 hex digits)' % (key, printable(env[key])))
+        if var not in reads:
+            raise Refusal('%s names %s, which %s does not read' % (key, printable(var), service))
+        value = (held.get(reads[var]) or {}).get(var)
+        if value is None:
+            raise Refusal('%s: %s is not configured' % (key, var))
+        have = fingerprint(value)
+        if have != want:
+            raise Refusal('%s has fingerprint %s; this stand-in accepts only %s (%s, a test hook)'
+                          % (var, have, want, key))
 
 
 def resolve_port(profile, service, env):
@@ -486,7 +526,7 @@ def make_handler(svc):
             if path == '/standin/info':
                 return self.send(200, {'service': svc.name, 'mode': svc.mode, 'port': svc.port,
                                        'profile': svc.profile['name'], 'uid': os.getuid(),
-                                       'gid': os.getgid()})
+                                       'gid': os.getgid(), 'started': svc.started})
             if path == '/' and svc.profile['services'][svc.name].get('public_edge'):
                 return self.send(200, WEB_PAGE, ctype='text/html; charset=utf-8')
             return self.send(404, {'error': 'not found'})
@@ -547,6 +587,7 @@ def main(argv=None, env=None):
         mode = resolve_mode(profile, env)
         check_fail_open(profile, env, mode)
         held = resolve_secrets(profile, service, env, mode)
+        check_pins(profile, service, env, held)
         port = resolve_port(profile, service, env)
     except Refusal as exc:
         refuse(service, exc)
