@@ -11,26 +11,16 @@ import datetime
 import json
 import os
 
-from ansible_collections.caracal.hardened.plugins.module_utils._contract import get_profile, roll_order
-from caracal_molecule import changed_count, environments as process_environments, fingerprint, loopback_get
-from caracal_molecule import proc_statuses as process_statuses, run_playbook, store_values as read_store, tree_digest
+from ansible_collections.caracal.hardened.plugins.module_utils._contract import roll_order
+from caracal_molecule import changed_count, environments as process_environments, fingerprint
+from caracal_molecule import proc_statuses as process_statuses, run_playbook, tree_digest
+from caracal_stack_tests import APPS, CONTROL, GID, HOME, JOBS, LONG_RUNNING, ORDER, PROFILE, READY_TIMEOUT
+from caracal_stack_tests import SERVICES, UID, VIEWS, fingerprints, get, publish_port, store_values
 
-PROFILE = get_profile('2026.07')
-SERVICES = PROFILE['services']
-ORDER = PROFILE['start_order']
-APPS = [s for s in ORDER if SERVICES[s]['kind'] == 'app']
-JOBS = [s for s in ORDER if SERVICES[s]['kind'] == 'job'] + ['replayInit']
-LONG_RUNNING = [s for s in ORDER if SERVICES[s]['kind'] != 'job']
-UID, GID = PROFILE['uid'], PROFILE['gid']
-HOME = '/opt/caracal'
 COMPOSE_DIR = HOME + '/compose'
-STORE = HOME + '/secrets/store'
-VIEWS = HOME + '/secrets/services'
-CONTROL = HOME + '/control'
 UNIT = 'caracal-compose.service'
 CLI = 'docker compose --project-directory %s' % COMPOSE_DIR
 SCENARIO_VARS = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', 'vars', 'main.yml'))
-READY_TIMEOUT = 240
 
 
 # ------------------------------------------------------------------ helpers
@@ -82,24 +72,6 @@ def wait_ready(host, timeout=READY_TIMEOUT):
     ) % (timeout, CLI, ' '.join(
         ['%s=running/healthy/0' % s for s in LONG_RUNNING] + ['%s=exited//0' % s for s in JOBS]))
     return host.run("bash -c '%s'" % script.replace("'", "'\\''"))
-
-
-def store_values(host):
-    return read_store(host, STORE, PROFILE['secrets'])
-
-
-def publish_port(service):
-    return int(SERVICES[service]['publish'].rsplit(':', 1)[1])
-
-
-def get(host, service, path, headers=None):
-    return loopback_get(host, publish_port(service), path, headers)
-
-
-def fingerprints(host, service):
-    status, body = get(host, service, '/standin/fingerprints')
-    assert status == 200, body
-    return json.loads(body)
 
 
 def _pids(host, service):
