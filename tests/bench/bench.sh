@@ -94,7 +94,9 @@ ansible-playbook -i "$inventory" molecule/_shared/docker-host.yml >"$work/docker
 echo "bench: deploy.yml on the fresh host"
 deploy="$(timed deploy playbooks/deploy.yml)"
 echo "bench: deploy.yml again (nothing to do)"
-noop="$(timed noop playbooks/deploy.yml)"
+# profile_tasks (ansible.posix) records each task's time for the breakdown printed below.
+noop="$(ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=all \
+    timed noop playbooks/deploy.yml)"
 echo "bench: a bare fact-gathering play"
 facts="$(timed facts "$work/facts.yml")"
 
@@ -156,6 +158,23 @@ no-op re-run / fact gathering          ${ratio}x   (target: within 3x)
 rotate.yml, 5 secrets named            ${rotation}s   (changed=$(changed rotate))
 readiness gap at the edge              $gap
 EOF
+# Where the no-op re-run spends its time: per role (tasks, seconds), then the costliest tasks.
+awk '
+    /^=+ *$/ { on = 1; next }
+    on && / -+ [0-9.]+s$/ {
+        secs = $NF; sub(/s$/, "", secs)
+        name = $0; sub(/ -+ [0-9.]+s$/, "", name)
+        role = (name ~ /^caracal\.hardened\.[a-z_]+ : /) ? name : "(playbook)"
+        sub(/ : .*/, "", role)
+        total[role] += secs; count[role]++
+        if (n < 8) { top[++n] = sprintf("    %6.2fs  %s", secs, substr(name, 1, 90)) }
+    }
+    END {
+        print "no-op re-run by role (tasks that ran or were skipped, seconds):"
+        for (r in total) printf "    %-28s %4d tasks %7.1fs\n", r, count[r], total[r]
+        print "costliest tasks of the no-op re-run:"
+        for (i = 1; i <= n; i++) print top[i]
+    }' "$work/noop.log"
 if [ "$keep" = true ]; then
     echo "bench: $name kept (docker exec -it $name bash; remove it with: docker rm -f -v $name)"
 fi
