@@ -354,3 +354,18 @@ def test_engine_restart_brings_the_stack_back(host):
     assert result.rc == 0, result.stdout
     assert host.service(UNIT).is_running
     assert get(host, 'web', '/health')[0] == 200
+
+
+def test_a_container_stopped_behind_the_units_back_is_started_by_the_role(host):
+    # The unit (a oneshot that stays active) does not notice a `docker stop`; the role does.
+    host.run_expect([0], '%s stop gateway' % CLI)
+    assert ps(host)['gateway']['State'] != 'running'
+    assert host.service(UNIT).is_running
+    before = started(host, [s for s in LONG_RUNNING if s != 'gateway'])
+    rc, out = apply(['compose'])
+    assert rc == 0, out[-4000:]
+    assert changed_count(out) > 0
+    result = wait_ready(host, timeout=60)
+    assert result.rc == 0, result.stdout
+    # Only the stopped service came back; the others kept running.
+    assert started(host, list(before)) == before
