@@ -562,3 +562,38 @@ def test_renewed_certificate_is_kept_on_the_next_run(hosts):
     assert rc == 0, out[-3000:]
     assert changed_count(out) == 0
     assert {name: served(h) for name, h in hosts.items()} == certs
+
+
+def test_a_port_another_process_holds_fails_the_run_and_the_edge_keeps_serving(hosts):
+    """nginx -t passes and the reload "succeeds", but nginx keeps its old configuration."""
+    port = 8088
+    squatter = ('import socket, time\ns = socket.socket()\ns.bind(("0.0.0.0", %d))\n'
+                's.listen()\ntime.sleep(900)' % port)
+    for h in hosts.values():
+        h.run_expect([0], 'systemd-run --unit caracal-test-squatter python3 -c %s' % shlex.quote(squatter))
+    try:
+        certs = {name: served(h) for name, h in hosts.items()}
+        rc, out = apply({'caracal_tls_http_port': port})
+        assert rc != 0
+        text = ' '.join(out.split())
+        assert 'nginx does not listen on port(s) %d' % port in text, out[-3000:]
+        assert '"python3"' in text, out[-3000:]
+        for name, h in hosts.items():
+            assert h.service('nginx').is_running
+            assert served(h) == certs[name]
+            assert request(h)['status'] == 200
+        # The same settings once the port is free: the files are already live, so no handler
+        # fires; the role sees that nginx does not own the port and reloads it.
+        for h in hosts.values():
+            h.run_expect([0], 'systemctl stop caracal-test-squatter')
+        rc, out = apply({'caracal_tls_http_port': port})
+        assert rc == 0, out[-3000:]
+        assert changed_count(out) > 0
+        for h in hosts.values():
+            assert h.socket('tcp://0.0.0.0:%d' % port).is_listening
+            assert not h.socket('tcp://0.0.0.0:80').is_listening
+    finally:
+        for h in hosts.values():
+            h.run('systemctl stop caracal-test-squatter')
+        rc, out = apply()
+        assert rc == 0, out[-3000:]
