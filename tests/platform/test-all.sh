@@ -17,8 +17,16 @@ results=()
 seconds=()
 suite_start=$SECONDS
 
+# A phase's exit status as a result: 0 = pass, 77 = skip (nothing to test), anything else = FAIL.
+phase_result() {
+    case "$1" in
+        0) echo pass ;;
+        77) echo skip ;;
+        *) echo FAIL ;;
+    esac
+}
+
 # run_phase NAME COMMAND...: runs one phase, its output streamed and logged.
-# Exit 0 = pass, 77 = skip (nothing to test), anything else = FAIL.
 run_phase() {
     local name="$1" rc=0 start=$SECONDS result
     shift
@@ -27,11 +35,7 @@ run_phase() {
     "$@" </dev/null 2>&1 | tee "$logs/${name//[^A-Za-z0-9_.-]/_}.log"
     rc="${PIPESTATUS[0]}"
     set -e
-    case "$rc" in
-        0) result=pass ;;
-        77) result=skip ;;
-        *) result=FAIL ;;
-    esac
+    result="$(phase_result "$rc")"
     names+=("$name")
     results+=("$result")
     seconds+=("$((SECONDS - start))")
@@ -82,11 +86,7 @@ run_scenario_job() {
     local s="$1" rc=0 start=$SECONDS result log="$logs/molecule_$1.log"
     echo "===== molecule:$s: started"
     "$here/phase.sh" molecule "$s" </dev/null >"$log" 2>&1 || rc=$?
-    case "$rc" in
-        0) result=pass ;;
-        77) result=skip ;;
-        *) result=FAIL ;;
-    esac
+    result="$(phase_result "$rc")"
     echo "$result" >"$logs/molecule_$s.result"
     echo "$((SECONDS - start))" >"$logs/molecule_$s.seconds"
     {
