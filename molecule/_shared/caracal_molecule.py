@@ -78,6 +78,44 @@ def tree_digest(host, *paths):
     return cmd.stdout
 
 
+def full_run_skipped(output, role):
+    """Whether ``role`` skipped its full run on every host (its stamp matched the host).
+
+    Looks at the role's include task named "... (skipped when the host matches ...)": True when
+    every host skipped it, False when it ran for any host; fails when the output has no such task.
+    """
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith('TASK [%s : ' % role) and '(skipped when the host matches' in line:
+            results = []
+            for result in lines[index + 1:]:
+                if result.startswith(('TASK [', 'PLAY RECAP')):
+                    break
+                results.append(result)
+            return (any(r.startswith('skipping:') for r in results)
+                    and not any(r.startswith(('included:', 'fatal:')) for r in results))
+    raise AssertionError('no full-run include of %s in the output:\n%s' % (role, output[-3000:]))
+
+
+def stamp_reasons(output):
+    """The stamps' results (converged, reasons) in a playbook output of verbosity 1 or more."""
+    lines = output.splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        if line.strip().startswith(('converged:', '"converged":')):
+            found.extend(lines[index:index + 6])
+    return '\n'.join(found) or 'no stamp results in the output (verbosity 0?)'
+
+
+def failure_excerpt(output, lines=60):
+    """The output from the first failed task on (or its tail), for assertion messages."""
+    text = output.splitlines()
+    for index, line in enumerate(text):
+        if line.startswith(('fatal:', 'failed:')):
+            return '\n'.join(text[max(0, index - 3):index + lines])
+    return '\n'.join(text[-lines:])
+
+
 def changed_count(output):
     """Sum of ``changed=N`` over a playbook recap."""
     total = 0

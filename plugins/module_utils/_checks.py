@@ -439,6 +439,16 @@ def checklist_report(records):
     return rows
 
 
+def fold_checklist(records):
+    """``(rows, summary)``: ``checklist_report(records)`` and the ``summary`` of the records with
+    the rows counted per status; ``passed`` also needs every row measured (none ``missing``)."""
+    rows = checklist_report(records)
+    result = summary(records)
+    result['rows'] = dict((s, len([r for r in rows if r['status'] == s])) for s in STATUSES)
+    result['passed'] = result['passed'] and not any(r['missing'] for r in rows)
+    return rows, result
+
+
 # ---------------------------------------------------------------- shared helpers
 
 def classify_address(text):

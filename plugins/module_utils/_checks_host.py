@@ -262,14 +262,21 @@ def gather_containers(module, engine='auto', project='caracal', with_proc=True, 
             normalized.append((ctr, item))
         mine = project_containers([c for c, _i in normalized], project, known)
         names = set(c['name'] for c in mine)
-        for ctr in mine:
-            if with_proc and ctr['running'] and ctr['pid']:
-                ctr['proc'].update(proc_status(ctr['pid']))
-            result['containers'].append(ctr)
+        result['containers'].extend(mine)
         for ctr, item in normalized:
             if ctr['name'] in names:
                 result['raw'][ctr['name']] = item
+    if with_proc:
+        add_proc_status(result['containers'])
     return result
+
+
+def add_proc_status(containers):
+    """Add what ``/proc/<pid>/status`` says about the first process of each running container."""
+    for ctr in containers:
+        if ctr['running'] and ctr['pid']:
+            ctr['proc'].update(proc_status(ctr['pid']))
+    return containers
 
 
 def engine_errors(check_id, gathered):

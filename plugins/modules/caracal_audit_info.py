@@ -150,111 +150,16 @@ engines:
   sample: [docker]
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.caracal.hardened.plugins.module_utils._checks import judged, not_applicable, select, summary
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_audit import (
-    RespClient,
-    RespError,
-    check_dlq,
-    check_streams,
-    read_streams,
-    redis_target,
-)
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_host import gather_containers, read_small
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import known_services
-from ansible_collections.caracal.hardened.plugins.module_utils._contract import (
-    DEFAULT_PROFILE,
-    ContractError,
-    get_profile,
-)
-from ansible_collections.caracal.hardened.plugins.module_utils._secrets import trim
+from ansible_collections.caracal.hardened.plugins.module_utils._checks_groups import AUDIT, run_group
 
-CHECK_IDS = ['audit.streams', 'audit.dlq']
-
-
-def ask(host, port, password, profile, timeout):
-    '''The facts of both streams, or ``{'error': ...}``; the password never reaches a message.'''
-    client = None
-    try:
-        client = RespClient(host, port, timeout)
-        client.auth(password)
-        return read_streams(client, profile)
-    except (RespError, OSError, ValueError) as exc:
-        return {'error': to_native(exc).replace(password, '<redacted>') or type(exc).__name__}
-    finally:
-        if client is not None:
-            client.close()
+# The checks of this module, in the order of its records (the glue is _checks_groups.AUDIT).
+CHECK_IDS = AUDIT.check_ids
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            'profile': {'type': 'str', 'default': DEFAULT_PROFILE},
-            'checks': {'type': 'list', 'elements': 'str'},
-            'engine': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'docker', 'podman']},
-            'project': {'type': 'str', 'default': 'caracal'},
-            'store_path': {'type': 'path', 'required': True},
-            'address': {'type': 'str'},
-            'dlq_max_length': {'type': 'int', 'default': 0},
-            'timeout': {'type': 'float', 'default': 5},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
-    host, port, how = None, None, 'address option'
-    try:
-        profile = get_profile(p['profile'])
-        selected = select(p['checks'], CHECK_IDS)
-        if p['address']:
-            host, _sep, port = p['address'].rpartition(':')
-            host, port = host.strip('[]'), int(port)
-            if not host:
-                raise ValueError('address must be host:port, got %r' % p['address'])
-    except (ContractError, ValueError) as exc:
-        module.fail_json(msg=to_native(exc))
-
-    gathered = {'engines': [], 'errors': [], 'containers': []}
-    records = []
-    problem = None
-    if not p['address']:
-        gathered = gather_containers(module, p['engine'], p['project'], with_proc=False, known=known_services(profile))
-        target = redis_target(profile, gathered['containers'])
-        if target is None:
-            if gathered['errors'] and not gathered['containers']:
-                problem = '; '.join(gathered['errors'])
-            else:
-                reason = ('no container engine (docker, podman) on this host' if not gathered['engines'] else
-                          'Redis (service redis of project %r) does not run on this host' % p['project'])
-                records = [not_applicable(c, reason, {'engines': gathered['engines'], 'project': p['project']})
-                           for c in selected]
-                module.exit_json(changed=False, checks=records, summary=summary(records), engines=gathered['engines'])
-        else:
-            ctr, host, port, how = target
-            if host is None:
-                problem = 'container %s has neither a publish nor a network address' % ctr['name']
-    endpoint = 'unknown' if problem or host is None else ('[%s]:%s' % (host, port) if ':' in host else '%s:%s' % (host, port))
-    facts = None
-    if not problem:
-        password = read_small(os.path.join(p['store_path'], 'redisPassword'))
-        if not password or not trim(password):
-            problem = 'redisPassword is missing or empty in %s: cannot authenticate' % p['store_path']
-        else:
-            facts = ask(host, port, trim(password), profile, p['timeout'])
-    if problem or facts is None:
-        records = [judged(c, ['cannot reach the audit streams: %s' % problem], {'endpoint': endpoint}) for c in selected]
-    else:
-        for check_id in selected:
-            if check_id == 'audit.streams':
-                records.append(check_streams(profile, facts, endpoint))
-            elif check_id == 'audit.dlq':
-                records.append(check_dlq(profile, facts, endpoint, p['dlq_max_length']))
-    for rec in records:
-        rec['evidence']['reached_through'] = how
-    module.exit_json(changed=False, checks=records, summary=summary(records), engines=gathered['engines'])
+    run_group(AnsibleModule(argument_spec=AUDIT.argument_spec(), supports_check_mode=True), AUDIT)
 
 
 if __name__ == '__main__':

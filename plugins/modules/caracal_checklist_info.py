@@ -127,12 +127,7 @@ summary:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.caracal.hardened.plugins.module_utils._checks import (
-    CHECKS,
-    STATUSES,
-    checklist_report,
-    summary,
-)
+from ansible_collections.caracal.hardened.plugins.module_utils._checks import CHECKS, STATUSES, fold_checklist
 
 
 def validate_records(records):
@@ -151,10 +146,7 @@ def main():
         validate_records(records)
     except ValueError as exc:
         module.fail_json(msg=to_native(exc))
-    rows = checklist_report(records)
-    result = summary(records)
-    result['rows'] = dict((s, len([r for r in rows if r['status'] == s])) for s in STATUSES)
-    result['passed'] = result['passed'] and not any(r['missing'] for r in rows)
+    rows, result = fold_checklist(records)
     module.exit_json(changed=False, checklist=rows, summary=result)
 
 

@@ -168,112 +168,16 @@ engines:
   sample: [docker]
 '''
 
-import ipaddress
-import json
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.caracal.hardened.plugins.module_utils._checks import add_findings, select, summary
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_host import gather_containers, read_small
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_network import (
-    check_blocked_ranges,
-    check_default_deny,
-    check_firewall,
-    check_public_ports,
-    check_service_ports,
-    parse_proc_net_tcp,
-    parse_ss,
-)
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import known_services
-from ansible_collections.caracal.hardened.plugins.module_utils._contract import (
-    DEFAULT_PROFILE,
-    ContractError,
-    get_profile,
-)
+from ansible_collections.caracal.hardened.plugins.module_utils._checks_groups import NETWORK, run_group
 
-CHECK_IDS = ['ports.public', 'ports.services', 'network.firewall', 'network.default_deny', 'network.blocked_ranges']
-
-
-def listeners(module):
-    '''(listeners, source, error)'''
-    ss = module.get_bin_path('ss')
-    if ss:
-        rc, out, err = module.run_command([ss, '-H', '-l', '-t', '-n', '-p'])
-        if rc == 0:
-            return parse_ss(out), 'ss -Hltnp', None
-    found = []
-    error = None
-    for path in ('/proc/net/tcp', '/proc/net/tcp6'):
-        text = read_small(path, limit=1 << 24)
-        if text is None:
-            error = 'cannot read %s' % path
-            continue
-        found.extend(parse_proc_net_tcp(text))
-    return found, '/proc/net/tcp{,6}', None if found or not error else error
-
-
-def ruleset(module):
-    '''(nft JSON, error)'''
-    nft = module.get_bin_path('nft')
-    if not nft:
-        return None, 'nft (nftables) is not installed'
-    rc, out, err = module.run_command([nft, '-j', 'list', 'ruleset'])
-    if rc != 0:
-        return None, 'nft -j list ruleset failed: %s' % (err or out).strip()
-    try:
-        return json.loads(out or '{"nftables": []}'), None
-    except ValueError as exc:
-        return None, 'nft printed no JSON: %s' % exc
+# The checks of this module, in the order of its records (the glue is _checks_groups.NETWORK).
+CHECK_IDS = NETWORK.check_ids
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            'profile': {'type': 'str', 'default': DEFAULT_PROFILE},
-            'checks': {'type': 'list', 'elements': 'str'},
-            'engine': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'docker', 'podman']},
-            'project': {'type': 'str', 'default': 'caracal'},
-            'public_ports': {'type': 'list', 'elements': 'int', 'default': [443, 80]},
-            'admin_ports': {'type': 'list', 'elements': 'int', 'default': [22]},
-            'family': {'type': 'str', 'default': 'inet'},
-            'table': {'type': 'str', 'default': 'caracal_filter'},
-            'blocked_ranges': {'type': 'list', 'elements': 'str',
-                               'default': ['169.254.0.0/16', '100.64.0.0/10', '224.0.0.0/4']},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        profile = get_profile(p['profile'])
-        selected = select(p['checks'], CHECK_IDS)
-        for item in p['blocked_ranges']:
-            ipaddress.ip_network(item, strict=False)
-    except (ContractError, ValueError) as exc:
-        module.fail_json(msg=to_native(exc))
-    records = []
-    gathered = {'engines': [], 'containers': [], 'errors': []}
-    if any(c.startswith('ports.') for c in selected):
-        gathered = gather_containers(module, p['engine'], p['project'], with_proc=False, known=known_services(profile))
-        found, source, error = listeners(module)
-        if 'ports.public' in selected:
-            rec = check_public_ports(found, gathered['containers'], p['public_ports'], p['admin_ports'], source)
-            records.append(rec)
-        if 'ports.services' in selected:
-            records.append(check_service_ports(profile, found, gathered['containers'], edge_ports=p['public_ports']))
-        extra = ([error] if error else []) + (gathered['errors'] if not gathered['containers'] else [])
-        for rec in records:
-            add_findings(rec, ['cannot measure: %s' % e for e in extra],
-                         'Make the measurement possible (run as root, start the container engine) and verify again.')
-    if any(c.startswith('network.') for c in selected):
-        data, error = ruleset(module)
-        if 'network.firewall' in selected:
-            records.append(check_firewall(data, p['family'], p['table'], error=error))
-        if 'network.default_deny' in selected:
-            records.append(check_default_deny(data, p['family'], p['table'], error=error))
-        if 'network.blocked_ranges' in selected:
-            records.append(check_blocked_ranges(data, p['family'], p['table'], p['blocked_ranges'], error=error))
-    module.exit_json(changed=False, checks=records, summary=summary(records), engines=gathered['engines'])
+    run_group(AnsibleModule(argument_spec=NETWORK.argument_spec(), supports_check_mode=True), NETWORK)
 
 
 if __name__ == '__main__':

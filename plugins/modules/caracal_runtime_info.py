@@ -176,116 +176,16 @@ containers:
       type: str
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.caracal.hardened.plugins.module_utils._checks import select, summary
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_host import (
-    engine_errors,
-    gather_containers,
-    http_get,
-)
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import (
-    check_capabilities,
-    check_control,
-    check_fail_open,
-    check_gateway_allowlist,
-    check_limits,
-    check_metrics,
-    check_mode,
-    check_no_new_privileges,
-    check_non_root,
-    check_read_only,
-    check_replay_state,
-    check_sts_admin_token,
-    control_gates,
-    known_services,
-    metrics_targets,
-)
-from ansible_collections.caracal.hardened.plugins.module_utils._contract import (
-    DEFAULT_PROFILE,
-    ContractError,
-    get_profile,
-)
+from ansible_collections.caracal.hardened.plugins.module_utils._checks_groups import RUNTIME, run_group
 
-CHECK_IDS = [
-    'mode.caracal_mode', 'mode.fail_open',
-    'containers.non_root', 'containers.capabilities', 'containers.no_new_privileges', 'containers.read_only',
-    'containers.limits', 'containers.replay_state',
-    'access.control', 'access.sts_admin_token', 'access.gateway_allowlist',
-    'metrics.bearer',
-]
-
-SIMPLE = {
-    'mode.caracal_mode': check_mode,
-    'mode.fail_open': check_fail_open,
-    'containers.non_root': check_non_root,
-    'containers.capabilities': check_capabilities,
-    'containers.no_new_privileges': check_no_new_privileges,
-    'containers.read_only': check_read_only,
-    'containers.limits': check_limits,
-    'containers.replay_state': check_replay_state,
-    'access.sts_admin_token': check_sts_admin_token,
-    'access.gateway_allowlist': check_gateway_allowlist,
-}
-
-
-def run_checks(module, profile, selected, gathered):
-    params = module.params
-    containers = gathered['containers']
-    common = {'project': params['project'], 'engines': gathered['engines']}
-    records = []
-    for check_id in selected:
-        failed = engine_errors(check_id, gathered)
-        if failed:
-            records.append(failed)
-            continue
-        if check_id in SIMPLE:
-            records.append(SIMPLE[check_id](profile, containers, **common))
-        elif check_id == 'access.control':
-            present = dict((gate, os.path.lexists(gate)) for _c, _m, gate in control_gates(profile, containers) if gate)
-            records.append(check_control(profile, containers, present, enabled=params['control_enabled'], **common))
-        elif check_id == 'metrics.bearer':
-            probes = {}
-            for ctr, host, port, _how in metrics_targets(profile, containers):
-                if host is None:
-                    continue
-                answer = http_get(host, port, '/metrics', timeout=params['timeout'])
-                probes[ctr['name']] = ({'status': answer['status']} if 'status' in answer
-                                       else {'error': answer['error']})
-            records.append(check_metrics(profile, containers, probes, **common))
-    return records
+# The checks of this module, in the order of its records (the glue is _checks_groups.RUNTIME).
+CHECK_IDS = RUNTIME.check_ids
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            'profile': {'type': 'str', 'default': DEFAULT_PROFILE},
-            'checks': {'type': 'list', 'elements': 'str'},
-            'engine': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'docker', 'podman']},
-            'project': {'type': 'str', 'default': 'caracal'},
-            'control_enabled': {'type': 'bool', 'default': False},
-            'timeout': {'type': 'float', 'default': 5},
-        },
-        supports_check_mode=True,
-    )
-    try:
-        profile = get_profile(module.params['profile'])
-        selected = select(module.params['checks'], CHECK_IDS)
-    except (ContractError, ValueError) as exc:
-        module.fail_json(msg=to_native(exc))
-    gathered = gather_containers(module, module.params['engine'], module.params['project'],
-                                 known=known_services(profile))
-    records = run_checks(module, profile, selected, gathered)
-    module.exit_json(
-        changed=False,
-        checks=records,
-        summary=summary(records),
-        engines=gathered['engines'],
-        containers=[{'name': c['name'], 'service': c['service'], 'status': c['status']} for c in gathered['containers']],
-    )
+    run_group(AnsibleModule(argument_spec=RUNTIME.argument_spec(), supports_check_mode=True), RUNTIME)
 
 
 if __name__ == '__main__':

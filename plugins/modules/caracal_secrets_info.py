@@ -216,160 +216,16 @@ engines:
   sample: [docker]
 '''
 
-import datetime
-import grp
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.caracal.hardened.plugins.module_utils._checks import add_findings, select, summary
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_host import (
-    backup_files,
-    engine_errors,
-    gather_containers,
-    runtime_profiles,
-    scan_processes,
-    secrets_snapshot,
-)
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_secrets import (
-    STRENGTH_CHECKS,
-    check_evidence,
-    check_file_delivery,
-    check_kek_backup,
-    check_no_inline_values,
-    check_permissions,
-    check_present,
-    check_rotation,
-    check_runtime_profiles,
-    check_strength,
-    check_views,
-    scope,
-)
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import known_services
-from ansible_collections.caracal.hardened.plugins.module_utils._contract import (
-    DEFAULT_PROFILE,
-    ContractError,
-    get_profile,
-)
-from ansible_collections.caracal.hardened.plugins.module_utils._secrets import is_derived, trim
+from ansible_collections.caracal.hardened.plugins.module_utils._checks_groups import SECRETS, run_group
 
-CHECK_IDS = [
-    'secrets.file_delivery', 'secrets.no_inline_values', 'secrets.permissions', 'secrets.views',
-    'secrets.runtime_profiles',
-    'keys.present', 'keys.hmac', 'keys.kek', 'keys.tokens', 'keys.rotation', 'keys.evidence', 'keys.kek_backup',
-]
-
-# The view files may grant owner read/write and group read, nothing else (as secret_files).
-VIEW_MODE_ALLOWED = 0o640
-
-
-def parse_mode(mode):
-    try:
-        value = mode if isinstance(mode, int) and not isinstance(mode, bool) else int(str(mode), 8)
-    except ValueError:
-        raise ValueError('mode %r is not an octal mode' % (mode,)) from None
-    if value & ~VIEW_MODE_ALLOWED:
-        raise ValueError('mode %04o grants more than owner read/write and group read' % value)
-    return value
-
-
-def resolve_group(group, default_gid):
-    if group is None:
-        return default_gid
-    if str(group).isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise ValueError('group %s does not exist on this host' % group) from None
-
-
-def run_checks(module, profile, selected, services, names, gid, view_mode, now):
-    p = module.params
-    # The containers are needed by every check: a layout that is absent is only "not
-    # applicable" when no Caracal container runs either.
-    gathered = gather_containers(module, p['engine'], p['project'], with_proc=False, known=known_services(profile))
-    containers = gathered['containers']
-    snapshot = secrets_snapshot(profile, p['store_path'], p['views_path'], p['archive_path'], p['evidence_path'],
-                                services, names)
-    records = []
-    for check_id in selected:
-        if check_id == 'secrets.file_delivery':
-            failed = engine_errors(check_id, gathered)
-            records.append(failed or check_file_delivery(profile, containers, p['views_path'], project=p['project'],
-                                                         engines=gathered['engines']))
-        elif check_id == 'secrets.no_inline_values':
-            values = {}
-            for name, item in snapshot['store']['files'].items():
-                if item.get('value') and not is_derived(profile['secrets'][name]):
-                    values[name] = trim(item['value'])
-            processes, unreadable = scan_processes() if p['scan_processes'] else ([], 0)
-            record = check_no_inline_values(profile, values, containers, gathered['raw'], processes, unreadable,
-                                            snapshot=snapshot)
-            if not containers:
-                add_findings(record, ['cannot search the containers: %s' % e for e in gathered['errors']],
-                             'Start the container engine and verify again.')
-            records.append(record)
-        elif check_id == 'secrets.permissions':
-            records.append(check_permissions(snapshot, gid, view_mode, containers))
-        elif check_id == 'secrets.views':
-            records.append(check_views(profile, snapshot, services, containers))
-        elif check_id == 'secrets.runtime_profiles':
-            records.append(check_runtime_profiles(runtime_profiles(p['runtime_profiles'])))
-        elif check_id == 'keys.present':
-            records.append(check_present(profile, snapshot, services, names, containers))
-        elif check_id in STRENGTH_CHECKS:
-            records.append(check_strength(check_id, profile, snapshot, names, containers))
-        elif check_id == 'keys.rotation':
-            records.append(check_rotation(profile, snapshot, names, p['policies'] or {}, p['default_max_age_days'],
-                                          now, containers))
-        elif check_id == 'keys.evidence':
-            records.append(check_evidence(snapshot, names, containers))
-        elif check_id == 'keys.kek_backup':
-            files = backup_files(p['kek_backup_path']) if p['kek_backup_path'] else []
-            records.append(check_kek_backup(profile, snapshot, names, p['kek_backup_path'], files, containers))
-    return records, gathered
+# The checks of this module, in the order of its records (the glue is _checks_groups.SECRETS).
+CHECK_IDS = SECRETS.check_ids
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            'profile': {'type': 'str', 'default': DEFAULT_PROFILE},
-            'checks': {'type': 'list', 'elements': 'str'},
-            'engine': {'type': 'str', 'default': 'auto', 'choices': ['auto', 'docker', 'podman']},
-            'project': {'type': 'str', 'default': 'caracal'},
-            'store_path': {'type': 'path', 'required': True},
-            'views_path': {'type': 'path', 'required': True},
-            'archive_path': {'type': 'path', 'required': True},
-            'evidence_path': {'type': 'path', 'required': True},
-            'services': {'type': 'list', 'elements': 'str'},
-            'group': {'type': 'str'},
-            'mode': {'type': 'raw', 'default': '0440'},
-            'policies': {'type': 'dict'},
-            'default_max_age_days': {'type': 'int', 'default': 90},
-            'kek_backup_path': {'type': 'path'},
-            'runtime_profiles': {'type': 'list', 'elements': 'path', 'default': []},
-            'scan_processes': {'type': 'bool', 'default': True},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        profile = get_profile(p['profile'])
-        selected = select(p['checks'], CHECK_IDS)
-        services, names = scope(profile, p['services'])
-        gid = resolve_group(p['group'], profile['gid'])
-        view_mode = parse_mode(p['mode'])
-        for name, entry in (p['policies'] or {}).items():
-            if name not in profile['secrets']:
-                raise ValueError('policies: unknown secret %s' % name)
-            if not isinstance(entry, dict):
-                raise ValueError('policies: %s must be a dictionary' % name)
-    except (ContractError, ValueError) as exc:
-        module.fail_json(msg=to_native(exc))
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    records, gathered = run_checks(module, profile, selected, services, names, gid, view_mode, now)
-    module.exit_json(changed=False, checks=records, summary=summary(records), engines=gathered['engines'])
+    run_group(AnsibleModule(argument_spec=SECRETS.argument_spec(), supports_check_mode=True), SECRETS)
 
 
 if __name__ == '__main__':

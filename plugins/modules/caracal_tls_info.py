@@ -186,114 +186,16 @@ library:
   sample: OpenSSL 3.5.1 1 Jul 2025
 '''
 
-import datetime
-import ssl
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.caracal.hardened.plugins.module_utils._checks import (
-    judged,
-    not_applicable,
-    select,
-    summary,
-)
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_host import (
-    certificate_facts,
-    http_get,
-    probe_protocol,
-    verify_chain,
-    tls_context,
-)
-from ansible_collections.caracal.hardened.plugins.module_utils._checks_tls import (
-    PROTOCOLS,
-    check_certificate,
-    check_headers,
-    check_protocols,
-    check_redirect,
-)
+from ansible_collections.caracal.hardened.plugins.module_utils._checks_groups import TLS, run_group
 
-CHECK_IDS = ['tls.protocols', 'tls.certificate', 'tls.headers', 'tls.redirect']
-
-
-def _show(address, port):
-    return '[%s]:%d' % (address, port) if ':' in address else '%s:%d' % (address, port)
+# The checks of this module, in the order of its records (the glue is _checks_groups.TLS).
+CHECK_IDS = TLS.check_ids
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            'checks': {'type': 'list', 'elements': 'str'},
-            'server_name': {'type': 'str', 'required': True},
-            'address': {'type': 'str', 'default': '127.0.0.1'},
-            'port': {'type': 'int', 'default': 443},
-            'http_port': {'type': 'int', 'default': 80},
-            'path': {'type': 'str', 'default': '/'},
-            'min_days': {'type': 'int', 'default': 30},
-            'hsts_min_age': {'type': 'int', 'default': 31536000},
-            'ca_path': {'type': 'path'},
-            'edge_expected': {'type': 'bool', 'default': True},
-            'timeout': {'type': 'float', 'default': 5},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        selected = select(p['checks'], CHECK_IDS)
-    except ValueError as exc:
-        module.fail_json(msg=to_native(exc))
-    endpoint = _show(p['address'], p['port'])
-    name = p['server_name']
-    host_header = name if p['port'] == 443 else '%s:%d' % (name, p['port'])
-
-    probes = {}
-    der = None
-    for protocol in ('TLSv1.2', 'TLSv1.3', 'TLSv1', 'TLSv1.1'):
-        probe, cert = probe_protocol(p['address'], p['port'], name, protocol, p['timeout'])
-        probes[protocol] = probe
-        der = der or cert
-    refused = all(pr.get('refused') for pr in probes.values() if pr.get('offered'))
-    records = []
-    if refused:
-        for check_id in selected:
-            if not p['edge_expected']:
-                records.append(not_applicable(check_id, 'nothing listens at %s and this host is not meant to serve the '
-                                                        'edge (edge_expected=false)' % endpoint, {'endpoint': endpoint}))
-            else:
-                records.append(judged(check_id, ['no TLS endpoint answers at %s (connection refused)' % endpoint],
-                                      {'endpoint': endpoint}))
-        module.exit_json(changed=False, checks=records, summary=summary(records), library=ssl.OPENSSL_VERSION)
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    for check_id in selected:
-        if check_id == 'tls.protocols':
-            records.append(check_protocols(dict((k, probes[k]) for k in PROTOCOLS), endpoint, ssl.OPENSSL_VERSION))
-        elif check_id == 'tls.certificate':
-            if der is None:
-                records.append(check_certificate(None, name, now, p['min_days'], endpoint))
-                continue
-            try:
-                facts = certificate_facts(module, der)
-            except (RuntimeError, ValueError) as exc:
-                records.append(judged(check_id, ['the certificate could not be read: %s' % to_native(exc)],
-                                      {'endpoint': endpoint}))
-                continue
-            chain = verify_chain(p['address'], p['port'], name, p['ca_path'], p['timeout']) if p['ca_path'] else None
-            records.append(check_certificate(facts, name, now, p['min_days'], endpoint, chain))
-        elif check_id == 'tls.headers':
-            answer = http_get(p['address'], p['port'], p['path'], headers={'Host': host_header}, timeout=p['timeout'],
-                              context=tls_context(), server_name=name)
-            records.append(check_headers(answer.get('headers') or [], p['hsts_min_age'], endpoint,
-                                         answer.get('status'), answer.get('error')))
-        elif check_id == 'tls.redirect':
-            if not p['http_port']:
-                records.append(not_applicable(check_id, 'http_port is 0: plain HTTP is not checked on this host'))
-                continue
-            where = _show(p['address'], p['http_port'])
-            answer = http_get(p['address'], p['http_port'], '/', headers={'Host': name}, timeout=p['timeout'])
-            records.append(check_redirect(answer.get('status'), answer.get('location'), name, where,
-                                          error=answer.get('error'), refused=answer.get('refused', False)))
-    module.exit_json(changed=False, checks=records, summary=summary(records), library=ssl.OPENSSL_VERSION)
+    run_group(AnsibleModule(argument_spec=TLS.argument_spec(), supports_check_mode=True), TLS)
 
 
 if __name__ == '__main__':

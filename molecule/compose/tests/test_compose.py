@@ -15,7 +15,8 @@ from ansible_collections.caracal.hardened.plugins.module_utils._contract import 
 from caracal_molecule import changed_count, environments as process_environments, fingerprint
 from caracal_molecule import proc_statuses as process_statuses, run_playbook, tree_digest
 from caracal_stack_tests import APPS, CONTROL, GID, HOME, JOBS, LONG_RUNNING, ORDER, PROFILE, READY_TIMEOUT
-from caracal_stack_tests import SERVICES, UID, VIEWS, fingerprints, get, publish_port, store_values
+from caracal_stack_tests import SERVICES, UID, VIEWS, check_unchanged_host_skips_and_drift_is_repaired, fingerprints
+from caracal_stack_tests import get, publish_port, store_values
 
 COMPOSE_DIR = HOME + '/compose'
 UNIT = 'caracal-compose.service'
@@ -369,3 +370,10 @@ def test_a_container_stopped_behind_the_units_back_is_started_by_the_role(host):
     assert result.rc == 0, result.stdout
     # Only the stopped service came back; the others kept running.
     assert started(host, list(before)) == before
+
+
+def test_an_unchanged_host_skips_the_full_run_and_drift_is_repaired(host):
+    # Drift: the project file readable by all, a container stopped behind the unit's back.
+    check_unchanged_host_skips_and_drift_is_repaired(
+        host, apply, 'compose', 'chmod 0644 %s/compose.yaml && %s stop web' % (COMPOSE_DIR, CLI),
+        lambda h: h.file(COMPOSE_DIR + '/compose.yaml').mode == 0o640, wait_ready)

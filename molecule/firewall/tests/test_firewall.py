@@ -7,10 +7,12 @@ fd00:ec2::254 which exist only there). Each probe is one bounded connection atte
 """
 
 import json
+import os
 import re
 import time
 
-from conftest import (TABLE, docker_restart, get_host, host_names, persisted_revision, probe,
+import caracal_molecule
+from conftest import (SCENARIO, TABLE, docker_restart, get_host, host_names, persisted_revision, probe,
                       revision)
 
 testinfra_hosts = ['ansible://%s' % name for name in host_names()]
@@ -184,6 +186,39 @@ def test_unconfirmed_ruleset_is_rolled_back(host, unconfirmed):
     assert after['elapsed'] < unconfirmed['timeout'] + 60
     # Nothing unconfirmed was persisted for the next boot.
     assert after['persisted'] == old_revision
+
+
+# --- a no-op run skips the full run; drift makes it full again ------------------------------
+
+def _apply_role(host):
+    plays = [{'name': 'Firewall', 'hosts': 'all', 'gather_facts': False,
+              'vars_files': [os.path.join(SCENARIO, 'vars', 'firewall.yml')],
+              'roles': ['caracal.hardened.firewall']}]
+    rc, out = caracal_molecule.run_playbook(plays, verbosity=1, limit=host.backend.host)
+    assert rc == 0, caracal_molecule.failure_excerpt(out)
+    return out
+
+
+def test_an_unchanged_host_skips_the_full_run_and_drift_is_repaired(host):
+    _apply_role(host)
+    out = _apply_role(host)
+    assert caracal_molecule.changed_count(out) == 0
+    assert caracal_molecule.full_run_skipped(out, 'caracal.hardened.firewall'), caracal_molecule.stamp_reasons(out)
+    # Drift: the persisted ruleset readable by all, the refresh timer stopped.
+    host.run_expect([0], 'chmod 0644 /etc/caracal/firewall/ruleset.nft && systemctl stop caracal-firewall-refresh.timer')
+    out = _apply_role(host)
+    assert not caracal_molecule.full_run_skipped(out, 'caracal.hardened.firewall')
+    assert caracal_molecule.changed_count(out) > 0
+    assert host.file('/etc/caracal/firewall/ruleset.nft').mode == 0o600
+    assert host.service('caracal-firewall-refresh.timer').is_running
+    # A live table of another revision (rolled back, replaced) is seen by the plan, not the stamp.
+    host.run_expect([0], 'nft delete table %s' % TABLE)
+    out = _apply_role(host)
+    assert not caracal_molecule.full_run_skipped(out, 'caracal.hardened.firewall')
+    assert revision(host) == persisted_revision(host)
+    out = _apply_role(host)
+    assert caracal_molecule.full_run_skipped(out, 'caracal.hardened.firewall'), caracal_molecule.stamp_reasons(out)
+    assert caracal_molecule.changed_count(out) == 0
 
 
 # --- persistence across a reboot of the test host (last: it restarts the container) ---------

@@ -16,7 +16,8 @@ from ansible_collections.caracal.hardened.plugins.module_utils._contract import 
 from caracal_molecule import changed_count, environments as process_environments, fingerprint
 from caracal_molecule import proc_statuses as process_statuses, run_playbook, tree_digest
 from caracal_stack_tests import APPS, CONTROL, GID, HOME, JOBS, LONG_RUNNING, ORDER, PROFILE, READY_TIMEOUT
-from caracal_stack_tests import SERVICES, UID, VIEWS, fingerprints, get, publish_port, store_values
+from caracal_stack_tests import SERVICES, UID, VIEWS, check_unchanged_host_skips_and_drift_is_repaired, fingerprints
+from caracal_stack_tests import get, publish_port, store_values
 
 QUADLET_DIR = '/etc/containers/systemd/caracal'
 TARGET = 'caracal.target'
@@ -449,3 +450,10 @@ def test_a_service_held_back_by_the_start_limit_is_started_by_the_role(host):
     assert rc == 0, out[-4000:]
     assert changed_count(out) > 0
     assert wait_ready(host, timeout=60).rc == 0
+
+
+def test_an_unchanged_host_skips_the_full_run_and_drift_is_repaired(host):
+    # Drift: a unit file with another mode, a service stopped behind the target's back.
+    check_unchanged_host_skips_and_drift_is_repaired(
+        host, apply, 'quadlet', 'chmod 0600 %s/caracal-web.container && systemctl stop %s' % (QUADLET_DIR, unit('web')),
+        lambda h: h.file(QUADLET_DIR + '/caracal-web.container').mode == 0o644, wait_ready)

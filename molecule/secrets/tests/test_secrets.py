@@ -15,7 +15,7 @@ import tempfile
 import pytest
 
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import get_profile
-from caracal_molecule import changed_count, role_play, run_playbook, tree_digest
+from caracal_molecule import changed_count, full_run_skipped, stamp_reasons, role_play, run_playbook, tree_digest
 
 PROFILE = get_profile('2026.07')
 HOME = '/opt/caracal'
@@ -147,6 +147,25 @@ def test_check_mode_and_a_second_run_change_nothing(hosts):
     assert rc == 0, out
     assert changed_count(out) == 0, out
     assert digests(hosts) == before
+
+
+def test_an_unchanged_account_skips_its_tasks_and_drift_is_repaired(hosts):
+    rc, out = apply(verbosity=1)
+    assert rc == 0, out
+    assert full_run_skipped(out, 'caracal.hardened.secrets'), stamp_reasons(out)
+    for h in hosts.values():
+        h.run_expect([0], 'chmod 0755 %s && usermod --shell /bin/sh caracal' % SECRETS)
+    rc, out = apply(verbosity=1)
+    assert rc == 0, out
+    assert not full_run_skipped(out, 'caracal.hardened.secrets')
+    assert changed_count(out) > 0
+    for h in hosts.values():
+        assert h.file(SECRETS).mode == 0o711
+        assert h.user('caracal').shell == '/usr/sbin/nologin'
+    rc, out = apply(verbosity=1)
+    assert rc == 0, out
+    assert full_run_skipped(out, 'caracal.hardened.secrets'), stamp_reasons(out)
+    assert changed_count(out) == 0
 
 
 def test_rotation_by_name_archives_and_records(hosts):

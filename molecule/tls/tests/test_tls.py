@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from caracal_molecule import changed_count, role_play, run_playbook, tree_digest
+from caracal_molecule import changed_count, full_run_skipped, role_play, run_playbook, stamp_reasons, tree_digest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, '..', 'vars', 'main.yml')) as _fh:
@@ -562,6 +562,43 @@ def test_renewed_certificate_is_kept_on_the_next_run(hosts):
     assert rc == 0, out[-3000:]
     assert changed_count(out) == 0
     assert {name: served(h) for name, h in hosts.items()} == certs
+
+
+def test_an_unchanged_edge_skips_the_full_run_and_drift_is_repaired(hosts):
+    """The stamp (caracal.hardened.host_stamp) lets a no-op run skip; any drift makes it full."""
+    stamp = '/var/lib/caracal-hardened/stamps/tls.json'
+    rc, out = apply()
+    assert rc == 0, out[-3000:]
+    rc, out = apply()
+    assert rc == 0, out[-3000:]
+    assert changed_count(out) == 0
+    assert full_run_skipped(out, 'caracal.hardened.tls'), stamp_reasons(out)
+    for h in hosts.values():
+        assert h.file(stamp).mode == 0o600 and h.file(stamp).user == 'root'
+        # The next full run is due when the served certificate enters its renewal window (30 days).
+        not_after = h.check_output('openssl x509 -noout -enddate -in %s/certs/edge.crt' % PKI).split('=', 1)[1]
+        expiry = datetime.datetime.strptime(not_after, '%b %d %H:%M:%S %Y GMT').replace(tzinfo=datetime.timezone.utc)
+        recorded = json.loads(h.file(stamp).content_string)['valid_until']
+        assert recorded == expiry.timestamp() - 30 * 86400, (recorded, not_after)
+        # Drift: the key readable by all, a line added to the live configuration.
+        h.run_expect([0], 'chmod 0644 %s && echo "# drift" >> /etc/nginx/caracal-edge.conf' % LIVE_KEY)
+    rc, out = apply()
+    assert rc == 0, out[-3000:]
+    assert not full_run_skipped(out, 'caracal.hardened.tls')
+    assert changed_count(out) > 0
+    for h in hosts.values():
+        assert h.file(LIVE_KEY).mode == 0o600
+        assert '# drift' not in h.file('/etc/nginx/caracal-edge.conf').content_string
+        # A renewal date that has passed (as if the time had come) makes the next run a full one.
+        h.run_expect([0], "python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d[\"valid_until\"]=1; "
+                          "json.dump(d, open(p, \"w\"))' %s" % stamp)
+    rc, out = apply()
+    assert rc == 0, out[-3000:]
+    assert not full_run_skipped(out, 'caracal.hardened.tls')
+    assert changed_count(out) == 0
+    rc, out = apply()
+    assert rc == 0, out[-3000:]
+    assert full_run_skipped(out, 'caracal.hardened.tls'), stamp_reasons(out)
 
 
 def test_a_port_another_process_holds_fails_the_run_and_the_edge_keeps_serving(hosts):

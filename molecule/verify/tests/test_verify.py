@@ -10,10 +10,12 @@ defect. pytest runs them in file order; each leaves the host as it found it.
 
 import json
 import os
+import re
 import shutil
 import tempfile
 
 import pytest
+import yaml
 
 from caracal_molecule import run_playbook
 
@@ -25,6 +27,11 @@ CLI = ('docker compose --project-directory {d} --file {d}/compose.yaml --env-fil
 OVERRIDE = '/root/verify-override.yaml'
 KEK_BACKUP = '/var/backups/caracal-kek'
 SCENARIO_VARS = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', 'vars', 'main.yml'))
+ROLE_TASKS = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'roles', 'verify', 'tasks',
+                                          'main.yml'))
+# What the role runs without a module on the host.
+CONTROLLER_ACTIONS = {'ansible.builtin.assert', 'ansible.builtin.set_fact', 'ansible.builtin.debug',
+                      'ansible.builtin.fail', 'caracal.hardened.report_files'}
 READY_TIMEOUT = 240
 
 # Checks that cannot pass on this host by design: no runtime profile is configured.
@@ -112,6 +119,16 @@ def test_converged_host_passes(baseline):
     assert set(i for i, s in statuses(report).items() if s == 'not_applicable') == NOT_APPLICABLE
     assert report['engines'] == ['docker']
     assert '| Verdict | **PASS** |' in baseline['markdown']
+
+
+def test_one_module_call_verifies_the_host(baseline):
+    with open(ROLE_TASKS) as handle:
+        tasks = yaml.safe_load(handle)
+    on_host = [(t['name'], [k for k in t if '.' in k]) for t in tasks if not CONTROLLER_ACTIONS & set(t)]
+    assert [actions for _name, actions in on_host] == [['caracal.hardened.caracal_verify_info']]
+    ran = re.findall(r'^TASK \[caracal\.hardened\.verify : (.+?)\]', baseline['out'], re.M)
+    assert [name for name in ran if name == on_host[0][0]] == [on_host[0][0]]
+    assert len(ran) == len(set(ran))
 
 
 def test_every_checklist_row_is_in_the_report(baseline):

@@ -157,6 +157,18 @@ def proc_facts(data):
             'comm': service}
 
 
+def fake_processes(monkeypatch, items):
+    """Give each running container of ``items`` a pid whose ``/proc/<pid>/status`` says ``proc_facts``."""
+    from ansible_collections.caracal.hardened.plugins.module_utils import _checks_host
+    facts = {}
+    for number, item in enumerate(items, 100):
+        if item['State']['Running']:
+            item['State']['Pid'] = number
+            facts[number] = proc_facts(item)
+    monkeypatch.setattr(_checks_host, 'proc_status', lambda pid: dict(facts.get(pid, {})))
+    return items
+
+
 def containers(items=None, proc=True):
     """Normalized containers of ``items`` (default: the compliant stack), with process facts."""
     from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import (

@@ -14,12 +14,14 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'module_utils'))
 
+from ansible_collections.caracal.hardened.plugins.module_utils import _checks_groups  # noqa: E402
 from ansible_collections.caracal.hardened.plugins.module_utils import _checks_host  # noqa: E402
 from ansible_collections.caracal.hardened.plugins.modules import caracal_runtime_info as mod  # noqa: E402
 
 from test_checks_fixtures import (  # noqa: E402
     FakeHost,
     by_service,
+    fake_processes,
     proc_facts,
     record_of,
     run_module,
@@ -31,14 +33,7 @@ from test_checks_fixtures import (  # noqa: E402
 @pytest.fixture
 def items(monkeypatch):
     """The compliant stack with process ids whose /proc/<pid>/status is faked."""
-    data = stack()
-    facts = {}
-    for number, item in enumerate(data, 100):
-        if item['State']['Running']:
-            item['State']['Pid'] = number
-            facts[number] = proc_facts(item)
-    monkeypatch.setattr(_checks_host, 'proc_status', lambda pid: dict(facts.get(pid, {})))
-    return data
+    return fake_processes(monkeypatch, stack())
 
 
 @pytest.fixture
@@ -49,7 +44,7 @@ def metrics(monkeypatch):
     def http_get(host, port, path='/', headers=None, timeout=5.0, **kwargs):
         asked.append((host, port, path, dict(headers or {})))
         return answers.get(port, {'status': 401, 'headers': []})
-    monkeypatch.setattr(mod, 'http_get', http_get)
+    monkeypatch.setattr(_checks_groups, 'http_get', http_get)
     return answers, asked
 
 

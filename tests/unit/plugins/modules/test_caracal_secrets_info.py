@@ -15,6 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'module_utils'))
 
+from ansible_collections.caracal.hardened.plugins.module_utils import _checks_groups  # noqa: E402
 from ansible_collections.caracal.hardened.plugins.modules import caracal_secrets_info as mod  # noqa: E402
 from ansible_collections.caracal.hardened.plugins.module_utils._secrets import fingerprint  # noqa: E402
 
@@ -33,7 +34,7 @@ from test_checks_fixtures import (  # noqa: E402
 def lay(tmp_path, monkeypatch):
     data = layout(tmp_path)
     procs = []
-    monkeypatch.setattr(mod, 'scan_processes', lambda: (list(procs), 0))
+    monkeypatch.setattr(_checks_groups, 'scan_processes', lambda: (list(procs), 0))
     data['procs'] = procs
     return data
 
@@ -95,7 +96,7 @@ def test_secret_in_a_process_environment_fails(monkeypatch, lay):
 
 def test_short_key_and_weak_kek_fail(monkeypatch, tmp_path):
     lay = layout(tmp_path, values={'streamsHmacKey': 'ab12' * 8, 'zoneKek': ''.join('%02x' % (255 - i) for i in range(32))})
-    monkeypatch.setattr(mod, 'scan_processes', lambda: ([], 0))
+    monkeypatch.setattr(_checks_groups, 'scan_processes', lambda: ([], 0))
     kind, result = run_module(monkeypatch, mod.main, args(lay, checks=['keys']), FakeHost.with_stack(stack(lay['paths']['views_path'])))
     assert record_of(result, 'keys.hmac')['findings'] == [
         'streamsHmacKey: breaks rule min-bytes: value has 16 bytes, at least 32 required']
