@@ -27,6 +27,16 @@ options:
     type: list
     elements: path
     default: []
+  exclude:
+    description:
+      - Regular expressions; the keys of a mapping input that match one (in full) are left out. The default leaves out
+        the facts of this collection's roles that change from run to run without changing what the roles manage
+        (registered results, what the secrets role changed, rotates or plans to restart, the verification report,
+        the rotation playbook's facts); what the secrets role changed forces a full run of the backends apart.
+    type: list
+    elements: str
+    default: ['caracal_secrets_(result|inventory|changed|restart|data|shared|rotate|rotate_reason)', 'caracal_verify_report',
+              'caracal_rotate_[a-z_]+', 'caracal_playbook_warn_only']
 author:
   - caracal.hardened contributors (!UNKNOWN)
 '''
@@ -34,7 +44,7 @@ author:
 EXAMPLES = r'''
 - name: The digest of the role's variables and files
   ansible.builtin.set_fact:
-    inputs_digest: "{{ {'web_url': caracal_web_url} | caracal.hardened.digest(paths=[role_path]) }}"
+    inputs_digest: "{{ {'caracal_web_url': caracal_web_url, 'host': inventory_hostname} | caracal.hardened.digest(paths=[role_path]) }}"
 '''
 
 RETURN = r'''
@@ -47,6 +57,7 @@ _value:
 import hashlib
 import json
 import os
+import re
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_bytes, to_native
@@ -78,8 +89,16 @@ def _files(root):
     return found
 
 
-def digest(data, paths=None):
+# The facts of the roles that change from run to run without changing what the roles manage.
+VOLATILE = ('caracal_secrets_(result|inventory|changed|restart|data|shared|rotate|rotate_reason)', 'caracal_verify_report',
+            'caracal_rotate_[a-z_]+', 'caracal_playbook_warn_only')
+
+
+def digest(data, paths=None, exclude=VOLATILE):
     sha = hashlib.sha256()
+    if isinstance(data, dict) and exclude:
+        pattern = re.compile('|'.join('(?:%s)' % e for e in exclude))
+        data = dict((k, v) for k, v in data.items() if not pattern.fullmatch(to_native(k)))
     sha.update(to_bytes(json.dumps(_plain(data), sort_keys=True, separators=(',', ':'))))
     for root in paths or []:
         root = to_native(root)

@@ -52,3 +52,12 @@ def test_other_values_count_by_their_text():
     moment = datetime.datetime(2026, 11, 23, 12, 0, 0)
     assert digest({'at': moment}) == digest({'at': '2026-11-23 12:00:00'})
     assert digest({'set': {1, 2}}) == digest({'set': {2, 1}})
+
+
+def test_the_roles_run_to_run_facts_are_left_out_by_default():
+    base = {'caracal_web_url': 'https://caracal.test', 'host': 'h1'}
+    assert digest(dict(base, caracal_secrets_result={'x': 1}, caracal_rotate_summary='s',
+                       caracal_verify_report={'at': 'now'})) == digest(base)
+    # Only the whole name counts: a variable that merely starts like one is kept.
+    assert digest(dict(base, caracal_secrets_rotate_days=3)) != digest(base)
+    assert digest(dict(base, caracal_secrets_result={'x': 1}), exclude=[]) != digest(base)
