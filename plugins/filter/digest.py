@@ -35,7 +35,7 @@ options:
         the rotation playbook's facts); what the secrets role changed forces a full run of the backends apart.
     type: list
     elements: str
-    default: ['caracal_secrets_(result|inventory|changed|restart|data|shared|rotate|rotate_reason)', 'caracal_verify_report',
+    default: ['caracal_secrets_(result|inventory|changed|restart|shared|rotate|rotate_reason)', 'caracal_verify_report',
               'caracal_rotate_[a-z_]+', 'caracal_playbook_warn_only']
 author:
   - caracal.hardened contributors (!UNKNOWN)
@@ -63,12 +63,14 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 
-def _plain(value):
-    """Template results (lazy containers, AnsibleUnsafe strings) as plain JSON data."""
+def plain(value):
+    """Template results (lazy containers, AnsibleUnsafe strings) as plain JSON data (sets sorted).
+
+    Also what other filters use to avoid deep-copying Ansible's lazy containers, which is slow."""
     if isinstance(value, dict):
-        return dict((to_native(k), _plain(v)) for k, v in value.items())
+        return dict((to_native(k), plain(v)) for k, v in value.items())
     if isinstance(value, (list, tuple, set, frozenset)):
-        items = [_plain(v) for v in value]
+        items = [plain(v) for v in value]
         return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
     if value is None or isinstance(value, (bool, int, float)):
         return value
@@ -90,7 +92,7 @@ def _files(root):
 
 
 # The facts of the roles that change from run to run without changing what the roles manage.
-VOLATILE = ('caracal_secrets_(result|inventory|changed|restart|data|shared|rotate|rotate_reason)', 'caracal_verify_report',
+VOLATILE = ('caracal_secrets_(result|inventory|changed|restart|shared|rotate|rotate_reason)', 'caracal_verify_report',
             'caracal_rotate_[a-z_]+', 'caracal_playbook_warn_only')
 
 
@@ -99,7 +101,7 @@ def digest(data, paths=None, exclude=VOLATILE):
     if isinstance(data, dict) and exclude:
         pattern = re.compile('|'.join('(?:%s)' % e for e in exclude))
         data = dict((k, v) for k, v in data.items() if not pattern.fullmatch(to_native(k)))
-    sha.update(to_bytes(json.dumps(_plain(data), sort_keys=True, separators=(',', ':'))))
+    sha.update(to_bytes(json.dumps(plain(data), sort_keys=True, separators=(',', ':'))))
     for root in paths or []:
         root = to_native(root)
         if not os.path.exists(root):

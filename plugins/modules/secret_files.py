@@ -163,12 +163,81 @@ options:
         the module fails with recovery instructions and changes nothing. A lost KEK is never regenerated.
     type: bool
     default: false
+  data_paths:
+    description:
+      - Directories that hold the database's files, such as the PostgreSQL volume of the deployment. When one of
+        them exists and has an entry, the database is taken to hold data, as with O(data_present).
+      - Missing paths and paths that are not directories are ignored. Only the names of the entries are read.
+    type: list
+    elements: path
+    default: []
   actor:
     description:
       - Who is making the change, for the evidence log.
       - Defaults to C(awx-job-<id>) when E(AWX_JOB_ID) or E(TOWER_JOB_ID) is set in the module's environment, else
         the user running the module. Pass the controller's identity from the play for a meaningful record.
     type: str
+  stamp:
+    description:
+      - Also compare the host with a role stamp in the same call, as P(caracal.hardened.host_stamp#module) with
+        O(caracal.hardened.host_stamp#module:state=checked) does, after the secret files are handled. The result is in
+        RV(stamp). The secrets role uses it for the account and directories, so that a run that finds nothing to do
+        makes one module call.
+    type: dict
+    suboptions:
+      path:
+        description: The stamp file.
+        type: path
+        required: true
+      inputs:
+        description: Digest of the inputs of the role's run (never logged or returned).
+        type: str
+        required: true
+      watch:
+        description: What the fingerprint covers, as O(caracal.hardened.host_stamp#module:watch).
+        type: dict
+        default: {}
+        suboptions:
+          paths:
+            description: Files, directories and links (type, mode, owner, group, content or target).
+            type: list
+            elements: path
+            default: []
+          trees:
+            description: Directories whose every entry, recursively, is fingerprinted like O(stamp.watch.paths).
+            type: list
+            elements: path
+            default: []
+          units:
+            description: systemd units (load, active and sub state, unit file state, drop-ins).
+            type: list
+            elements: str
+            default: []
+          packages:
+            description: Debian packages (status and version).
+            type: list
+            elements: str
+            default: []
+          commands:
+            description: Read-only commands whose exit status and output are fingerprinted.
+            type: list
+            elements: dict
+            default: []
+            suboptions:
+              argv:
+                description: The command and its arguments (no shell).
+                type: list
+                elements: str
+                required: true
+              ignore:
+                description: Regular expressions whose matches are removed from the output first.
+                type: list
+                elements: str
+                default: []
+      max_age:
+        description: Seconds after which the stamp no longer counts. V(0) means no limit.
+        type: int
+        default: 86400
 notes:
   - The module writes files; it does not restart anything and does not change datastore passwords. When
     RV(changed_secrets) holds a password, apply it to the datastore (C(ALTER ROLE), C(requirepass)) before
@@ -347,6 +416,22 @@ due:
   type: list
   elements: str
   sample: [zoneKek]
+stamp:
+  description: The comparison with O(stamp), as P(caracal.hardened.host_stamp#module) returns it. A stamp that no longer
+    matches has been removed (not in check mode).
+  returned: when O(stamp) is set
+  type: dict
+  contains:
+    converged:
+      description: Whether the host matches the stamp.
+      type: bool
+    reasons:
+      description: Why not, one line each (names, never content).
+      type: list
+      elements: str
+    items:
+      description: How many items the fingerprint covers.
+      type: int
 '''
 
 import copy
@@ -390,6 +475,7 @@ from ansible_collections.caracal.hardened.plugins.module_utils._secrets import (
     utcnow,
     validate,
 )
+from ansible_collections.caracal.hardened.plugins.module_utils._stamp import WATCH_OPTIONS, check as check_stamp
 
 ROOT = 0
 PRIVATE_DIR_MODE = 0o700
@@ -888,6 +974,9 @@ class SecretFiles(object):
         signs = []
         if self.params['data_present']:
             signs.append('data_present is set')
+        holding = data_in(self.params['data_paths'])
+        if holding:
+            signs.append('%s holds data' % holding)
         if record is not None or self.state['archive'].get(name):
             signs.append('%s records it' % self.state_path)
         if self._evidence_mentions(name):
@@ -1008,6 +1097,18 @@ class SecretFiles(object):
         return result
 
 
+def data_in(paths):
+    """The first of ``paths`` that is a directory with an entry (the database holds data), else None."""
+    for path in paths or []:
+        try:
+            with os.scandir(path) as entries:
+                if any(True for _entry in entries):
+                    return path
+        except (IOError, OSError):  # missing, not a directory or unreadable: no proof of data
+            continue
+    return None
+
+
 def argument_spec():
     return {
         'profile': {'type': 'str', 'default': DEFAULT_PROFILE},
@@ -1028,7 +1129,14 @@ def argument_spec():
         'default_rollback_days': {'type': 'int', 'default': 7},
         'allow_destructive_kek_rotation': {'type': 'bool', 'default': False},
         'data_present': {'type': 'bool', 'default': False},
+        'data_paths': {'type': 'list', 'elements': 'path', 'default': []},
         'actor': {'type': 'str'},
+        'stamp': {'type': 'dict', 'options': {
+            'path': {'type': 'path', 'required': True},
+            'inputs': {'type': 'str', 'required': True, 'no_log': True},
+            'watch': {'type': 'dict', 'default': {}, 'options': copy.deepcopy(WATCH_OPTIONS)},
+            'max_age': {'type': 'int', 'default': 86400},
+        }},
     }
 
 
@@ -1043,7 +1151,14 @@ def main():
             inventory.tree.apply()
         except ApplyError as exc:
             module.fail_json(msg=to_native(exc), changed=True)
-    module.exit_json(**inventory.result())
+    result = inventory.result()
+    role_stamp = module.params['stamp']
+    if role_stamp:
+        # Bookkeeping of the role, not a change of the inventory: never counted in changed.
+        result['stamp'] = check_stamp(module, role_stamp['path'], role_stamp['inputs'], role_stamp['watch'],
+                                      role_stamp['max_age'])
+        result['stamp'].pop('changed')
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -211,11 +211,19 @@ def test_an_unchanged_host_skips_the_full_run_and_drift_is_repaired(host):
     assert caracal_molecule.changed_count(out) > 0
     assert host.file('/etc/caracal/firewall/ruleset.nft').mode == 0o600
     assert host.service('caracal-firewall-refresh.timer').is_running
-    # A live table of another revision (rolled back, replaced) is seen by the plan, not the stamp.
+    # The stamp watches the live table: a deleted one makes the run full, and it is loaded again.
     host.run_expect([0], 'nft delete table %s' % TABLE)
     out = _apply_role(host)
     assert not caracal_molecule.full_run_skipped(out, 'caracal.hardened.firewall')
     assert revision(host) == persisted_revision(host)
+    # A rule added by hand that keeps the revision comment: the run is full and replaces the table.
+    applied = host.check_output('nft -s list table %s' % TABLE)
+    host.run_expect([0], 'nft insert rule %s input tcp dport 4444 accept comment \\"hand-made\\"' % TABLE)
+    assert 'hand-made' in host.check_output('nft -s list table %s' % TABLE)
+    out = _apply_role(host)
+    assert not caracal_molecule.full_run_skipped(out, 'caracal.hardened.firewall')
+    assert 'list table %s changed' % TABLE in caracal_molecule.stamp_reasons(out)
+    assert host.check_output('nft -s list table %s' % TABLE) == applied
     out = _apply_role(host)
     assert caracal_molecule.full_run_skipped(out, 'caracal.hardened.firewall'), caracal_molecule.stamp_reasons(out)
     assert caracal_molecule.changed_count(out) == 0

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -25,6 +26,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.caracal.hardened.plugins.modules import secret_files
+from ansible_collections.caracal.hardened.plugins.module_utils import _stamp
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import (
     get_profile,
     roll_order,
@@ -516,6 +518,21 @@ def test_missing_kek_with_data_present_is_refused(host):
     assert host.store(KEK) == kek and result['secrets'][KEK]['action'] == 'adopted'
 
 
+def test_missing_kek_with_data_in_a_data_path_is_refused(host, tmp_path_factory):
+    data = tmp_path_factory.mktemp('data')
+    empty, volume, a_file = data / 'empty', data / 'volume', data / 'a-file'
+    empty.mkdir()
+    volume.mkdir()
+    (volume / 'PG_VERSION').write_text('17\n')
+    a_file.write_text('not a directory\n')
+    result = host.fail(data_paths=[str(data / 'missing'), str(a_file), str(empty), str(volume)])
+    assert KEK in result['msg'] and '%s holds data' % volume in result['msg'] and 'Nothing was changed' in result['msg']
+    assert os.listdir(host.root) == []
+    # Missing paths, files and empty directories prove nothing: a first deployment generates the KEK.
+    result = host.run(data_paths=[str(data / 'missing'), str(a_file), str(empty)])
+    assert result['secrets'][KEK]['action'] == 'generated'
+
+
 # ---------------------------------------------------------------- supplied values, adoption, derived
 
 def test_supplied_shared_values(host):
@@ -707,3 +724,38 @@ def test_stray_symlink_in_a_view_is_removed_not_followed(host, tmp_path):
     result = host.run()
     assert result['changed'] and target.read_text() == u'keep me'
     assert host.views()['web'] == sorted(PROFILE['services']['web']['secrets'])
+
+
+# ---------------------------------------------------------------- the role stamp, in the same call
+
+def test_stamp_is_compared_in_the_same_call_and_never_counts_as_a_change(host, tmp_path_factory):
+    area = tmp_path_factory.mktemp('account')
+    home, stamp_path = area / 'home', str(area / 'stamps' / 'secrets-account.json')
+    home.mkdir(mode=0o755)
+    inputs = hashlib.sha256(b'the inputs of this run').hexdigest()
+    spec = {'path': stamp_path, 'inputs': inputs, 'watch': {'paths': [str(home)]}}
+
+    def write_stamp():  # what the role writes at the end of its full run (host_stamp state=present)
+        if not os.path.isdir(os.path.dirname(stamp_path)):
+            os.makedirs(os.path.dirname(stamp_path), 0o700)
+        with open(stamp_path, 'w') as handle:
+            json.dump({'version': _stamp.STAMP_VERSION, 'inputs': inputs, 'written': time.time(),
+                       'valid_until': None, 'items': _stamp.Fingerprint(None).items({'paths': [str(home)]})}, handle)
+
+    result = host.run(stamp=spec)
+    assert result['stamp'] == {'converged': False, 'reasons': ['no stamp'], 'items': 1}
+    assert inputs not in json.dumps(result)
+    write_stamp()
+    result = host.run(stamp=spec)
+    assert not result['changed'] and result['stamp'] == {'converged': True, 'reasons': [], 'items': 1}
+    # Other inputs: not converged, and the stale stamp goes.
+    assert host.run(stamp=dict(spec, inputs='0' * 64))['stamp']['reasons'] == ['inputs changed']
+    assert not os.path.exists(stamp_path)
+    # A watched path that drifted: check mode reports it and only reads; a real run removes the stamp.
+    write_stamp()
+    os.chmod(str(home), 0o700)
+    result = host.run(check=True, stamp=spec)
+    assert result['stamp']['reasons'] == ['path %s changed' % home] and not result['changed']
+    assert os.path.exists(stamp_path)
+    assert not host.run(stamp=spec)['stamp']['converged']
+    assert not os.path.exists(stamp_path)
