@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import datetime
 import hashlib
 import json
@@ -19,6 +20,7 @@ import re
 import stat
 import time
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 STAMP_VERSION = 1
@@ -219,6 +221,14 @@ WATCH_OPTIONS = dict(
         ignore=dict(type='list', elements='str', default=[]),
     )),
 )
+
+
+def validated_watch(module, watch, name='watch'):
+    """``watch`` checked and converted against WATCH_OPTIONS, for a module that takes it as a plain dict."""
+    result = ArgumentSpecValidator(copy.deepcopy(WATCH_OPTIONS)).validate(dict(watch or {}))
+    if result.error_messages:
+        module.fail_json(msg='%s: %s' % (name, '; '.join(result.error_messages)))
+    return result.validated_parameters
 
 
 def check(module, path, inputs, watch, max_age):

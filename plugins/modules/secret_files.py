@@ -194,46 +194,11 @@ options:
         type: str
         required: true
       watch:
-        description: What the fingerprint covers, as O(caracal.hardened.host_stamp#module:watch).
+        description:
+          - What the fingerprint covers, with the keys and rules of O(caracal.hardened.host_stamp#module:watch)
+            (C(paths), C(trees), C(units), C(packages), C(commands)); validated the same way.
         type: dict
         default: {}
-        suboptions:
-          paths:
-            description: Files, directories and links (type, mode, owner, group, content or target).
-            type: list
-            elements: path
-            default: []
-          trees:
-            description: Directories whose every entry, recursively, is fingerprinted like O(stamp.watch.paths).
-            type: list
-            elements: path
-            default: []
-          units:
-            description: systemd units (load, active and sub state, unit file state, drop-ins).
-            type: list
-            elements: str
-            default: []
-          packages:
-            description: Debian packages (status and version).
-            type: list
-            elements: str
-            default: []
-          commands:
-            description: Read-only commands whose exit status and output are fingerprinted.
-            type: list
-            elements: dict
-            default: []
-            suboptions:
-              argv:
-                description: The command and its arguments (no shell).
-                type: list
-                elements: str
-                required: true
-              ignore:
-                description: Regular expressions whose matches are removed from the output first.
-                type: list
-                elements: str
-                default: []
       max_age:
         description: Seconds after which the stamp no longer counts. V(0) means no limit.
         type: int
@@ -475,7 +440,7 @@ from ansible_collections.caracal.hardened.plugins.module_utils._secrets import (
     utcnow,
     validate,
 )
-from ansible_collections.caracal.hardened.plugins.module_utils._stamp import WATCH_OPTIONS, check as check_stamp
+from ansible_collections.caracal.hardened.plugins.module_utils._stamp import check as check_stamp, validated_watch
 
 ROOT = 0
 PRIVATE_DIR_MODE = 0o700
@@ -1134,7 +1099,8 @@ def argument_spec():
         'stamp': {'type': 'dict', 'options': {
             'path': {'type': 'path', 'required': True},
             'inputs': {'type': 'str', 'required': True, 'no_log': True},
-            'watch': {'type': 'dict', 'default': {}, 'options': copy.deepcopy(WATCH_OPTIONS)},
+            # Checked against host_stamp's spec by the shared code (one documentation of its keys).
+            'watch': {'type': 'dict', 'default': {}},
             'max_age': {'type': 'int', 'default': 86400},
         }},
     }
@@ -1142,6 +1108,9 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    role_stamp = module.params['stamp']
+    if role_stamp:  # checked before anything changes
+        role_stamp['watch'] = validated_watch(module, role_stamp['watch'], 'stamp.watch')
     try:
         inventory = SecretFiles(module).plan()
     except (PlanError, ContractError, SecretValidationError) as exc:
@@ -1152,7 +1121,6 @@ def main():
         except ApplyError as exc:
             module.fail_json(msg=to_native(exc), changed=True)
     result = inventory.result()
-    role_stamp = module.params['stamp']
     if role_stamp:
         # Bookkeeping of the role, not a change of the inventory: never counted in changed.
         result['stamp'] = check_stamp(module, role_stamp['path'], role_stamp['inputs'], role_stamp['watch'],

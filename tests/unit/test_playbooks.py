@@ -68,7 +68,7 @@ def playbook_variables():
     names = set()
     for path in PLAYBOOKS + glob.glob(os.path.join(ROOT, 'playbooks', 'templates', '*')):
         with open(path) as handle:
-            names.update(re.findall(r'\b(caracal_(?:backend|controller_[a-z_]+))\b', handle.read()))
+            names.update(re.findall(r'\b(caracal_(?:backend|gather_facts|controller_[a-z_]+))\b', handle.read()))
     return sorted(names)
 
 
@@ -94,7 +94,7 @@ def test_the_example_inventory_lists_every_role_variable(role):
 
 def test_the_example_inventory_lists_every_playbook_variable():
     names = playbook_variables()
-    assert 'caracal_backend' in names and 'caracal_controller_inventory' in names
+    assert {'caracal_backend', 'caracal_gather_facts', 'caracal_controller_inventory'} <= set(names)
     text = example_text()
     assert [n for n in names if not documented(n, text)] == []
 

@@ -759,3 +759,16 @@ def test_stamp_is_compared_in_the_same_call_and_never_counts_as_a_change(host, t
     assert os.path.exists(stamp_path)
     assert not host.run(stamp=spec)['stamp']['converged']
     assert not os.path.exists(stamp_path)
+
+
+def test_stamp_watch_is_checked_like_host_stamps(host, tmp_path_factory):
+    area = tmp_path_factory.mktemp('watch')
+    spec = {'path': str(area / 'stamp.json'), 'inputs': '0' * 64, 'watch': {'paths': [str(area)], 'bogus': [1]}}
+    result = host.fail(stamp=spec)
+    assert result['msg'].startswith('stamp.watch: ') and 'bogus' in result['msg']
+    assert os.listdir(host.root) == []  # refused before any secret file was written
+    spec['watch'] = {'commands': [{'ignore': ['x']}]}
+    assert 'argv' in host.fail(stamp=spec)['msg']
+    # Accepted and converted: a single path as a list, a command's output in the fingerprint.
+    spec['watch'] = {'paths': str(area), 'commands': [{'argv': ['true']}]}
+    assert host.run(stamp=spec)['stamp']['items'] == 2
