@@ -353,6 +353,10 @@ def test_engine_restart_brings_the_stack_back(host):
     host.run_expect([0], 'systemctl restart docker.service')
     result = wait_ready(host)
     assert result.rc == 0, result.stdout
+    # The unit (Requires=docker.service) restarts with the engine; its start returns when
+    # `up --wait` has seen every service healthy, a moment after the containers are (bounded).
+    active = host.run('timeout %d sh -c "until systemctl is-active --quiet %s; do sleep 1; done"' % (READY_TIMEOUT, UNIT))
+    assert active.rc == 0, host.run('systemctl status --no-pager %s' % UNIT).stdout
     assert host.service(UNIT).is_running
     assert get(host, 'web', '/health')[0] == 200
 
