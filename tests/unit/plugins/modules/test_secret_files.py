@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 import stat
 import time
 
@@ -26,7 +27,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.caracal.hardened.plugins.modules import secret_files
-from ansible_collections.caracal.hardened.plugins.module_utils import _stamp
+from ansible_collections.caracal.hardened.plugins.module_utils import _secret_store, _stamp
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import (
     get_profile,
     roll_order,
@@ -107,12 +108,26 @@ class Host(object):
         with patch_module_args(args):
             secret_files.main()
 
-    def run(self, check=False, diff=False, **args):
+    def run(self, check=False, diff=False, roll=True, **args):
+        """Run the module; with ``roll`` (the default) also close the journal it left open, as
+        the backend does once every consumer is ready (``roll=False``: a run killed before that)."""
         with pytest.raises(Exited) as exc:
             self._invoke(args, check, diff)
         result = exc.value.args[0]
         assert not result.get('failed'), result
+        if roll and not check:
+            _secret_store.close_journal(self.paths['archive_path'])
         return result
+
+    @property
+    def journal_path(self):
+        return os.path.join(self.paths['archive_path'], 'journal.json')
+
+    def journal(self):
+        if not os.path.exists(self.journal_path):
+            return None
+        with open(self.journal_path) as handle:
+            return json.load(handle)
 
     def fail(self, **args):
         with pytest.raises(Failed) as exc:
@@ -772,3 +787,175 @@ def test_stamp_watch_is_checked_like_host_stamps(host, tmp_path_factory):
     # Accepted and converted: a single path as a list, a command's output in the fingerprint.
     spec['watch'] = {'paths': str(area), 'commands': [{'argv': ['true']}]}
     assert host.run(stamp=spec)['stamp']['items'] == 2
+
+
+# ---------------------------------------------------------------- the rotation journal
+
+class Killed(Exception):
+    """The run died here (SIGKILL, power loss): nothing after this write happened."""
+
+
+def kill_after(monkeypatch, count):
+    """Make the run die just before the ``count``-th filesystem operation of its apply."""
+    original = _secret_store.Tree.apply
+
+    def apply(self):
+        for number, (op, path, args) in enumerate(self.ops, 1):
+            if number == count:
+                raise Killed()
+            getattr(self, '_do_' + op)(path, args)
+    monkeypatch.setattr(_secret_store.Tree, 'apply', apply)
+    return lambda: monkeypatch.setattr(_secret_store.Tree, 'apply', original)
+
+
+def operations(host, **args):
+    """How many filesystem operations a run with ``args`` plans (in check mode: writes nothing)."""
+    captured = {}
+    original = _secret_store.SecretFiles.result
+
+    def result(self):
+        captured['ops'] = len(self.tree.ops)
+        return original(self)
+    with mock.patch.object(_secret_store.SecretFiles, 'result', result):
+        host.run(check=True, **args)
+    return captured['ops']
+
+
+def consistent(host):
+    """The store, state.json, the archive and the evidence agree (what 'nothing half-written' means)."""
+    state = host.state()
+    for name in ALL:
+        assert state['secrets'][name]['fingerprint'] == fingerprint(host.store(name)), name
+    for name, entries in state['archive'].items():
+        for entry in entries:
+            path = os.path.join(host.paths['archive_path'], name, entry['file'])
+            with open(path) as handle:
+                assert fingerprint(handle.read()) == entry['fingerprint'], path
+        on_disk = sorted(os.listdir(os.path.join(host.paths['archive_path'], name)))
+        assert on_disk == sorted(e['file'] for e in entries), (name, on_disk)
+    for service in PROFILE['services']:
+        for name in PROFILE['services'][service]['secrets']:
+            assert host.view(service, name) == host.store(name), (service, name)
+
+
+def test_rotation_opens_a_journal_that_stays_open_until_the_consumers_are_rolled(host):
+    host.run()
+    assert host.journal() is None
+    old = fingerprint(host.store(HMAC))
+    result = host.run(rotate=[HMAC], roll=False)
+    journal = host.journal()
+    assert journal['phase'] == 'applied' and 'planned' not in journal
+    assert journal['secrets'] == {HMAC: {'old_fingerprint': old, 'new_fingerprint': fingerprint(host.store(HMAC)),
+                                         'action': 'rotated', 'reason': 'forced'}}
+    assert journal['restart'] == roll_order(PROFILE, [HMAC]) == result['restart']
+    assert journal['sync'] == []
+    assert result['journal']['id'] == journal['id']
+    assert all(r['journal'] == journal['id'] for r in result['evidence'])
+    # A run killed before the roll: the next plain run changes no file but still owes the restarts.
+    again = host.run(roll=False)
+    assert not again['changed'] and again['changed_secrets'] == []
+    assert again['restart'] == journal['restart'] and again['journal']['id'] == journal['id']
+    assert host.journal() == journal
+    closed = _secret_store.close_journal(host.paths['archive_path'], journal['id'])
+    assert closed['id'] == journal['id'] and host.journal() is None
+    with open(os.path.join(host.paths['archive_path'], 'journals.jsonl')) as handle:
+        history = [json.loads(line) for line in handle]
+    assert history[-1]['id'] == journal['id'] and history[-1]['outcome'] == 'completed'
+    assert mode_of(os.path.join(host.paths['archive_path'], 'journals.jsonl')) == 0o600
+    assert host.run(roll=False)['restart'] == []
+
+
+def test_a_second_change_extends_the_open_journal(host):
+    host.run()
+    first = fingerprint(host.store(HMAC))
+    host.run(rotate=[HMAC], roll=False)
+    host.run(rotate=[HMAC, 'caracalAdminToken'], roll=False)
+    journal = host.journal()
+    assert journal['secrets'][HMAC]['old_fingerprint'] == first  # the value before the whole change
+    assert journal['secrets'][HMAC]['new_fingerprint'] == fingerprint(host.store(HMAC))
+    assert journal['restart'] == roll_order(PROFILE, [HMAC, 'caracalAdminToken'])
+
+
+def test_restore_goes_back_to_the_value_before_the_journal(host):
+    host.run()
+    original = host.store(HMAC)
+    host.run(rotate=[HMAC], roll=False)
+    host.run(rotate=[HMAC], roll=False)
+    host.run(restore=[HMAC], roll=False)
+    assert host.store(HMAC) == original
+    journal = host.journal()
+    assert journal['secrets'][HMAC]['old_fingerprint'] == journal['secrets'][HMAC]['new_fingerprint'] \
+        == fingerprint(original)
+    consistent(host)
+
+
+def test_a_password_rotation_owes_its_datastore_sync(host):
+    host.run()
+    result = host.run(rotate=[PASSWORD], roll=False)
+    assert result['journal']['sync'] == [PASSWORD]
+    derived = [n for n in ALL if PASSWORD in (SPECS[n].get('derived_from') or [])]
+    assert set(result['journal']['secrets']) == set([PASSWORD] + derived)
+
+
+def test_close_refuses_another_runs_journal_and_a_half_written_one(host):
+    host.run()
+    host.run(rotate=[HMAC], roll=False)
+    with pytest.raises(_secret_store.PlanError, match='not other-id'):
+        _secret_store.close_journal(host.paths['archive_path'], 'other-id')
+    journal = host.journal()
+    journal['phase'] = 'prepared'
+    with open(host.journal_path, 'w') as handle:
+        json.dump(journal, handle)
+    with pytest.raises(_secret_store.PlanError, match='still being written'):
+        _secret_store.close_journal(host.paths['archive_path'], journal['id'])
+    assert host.journal() == journal
+
+
+def test_a_corrupt_journal_is_refused_and_kept(host):
+    host.run()
+    with open(host.journal_path, 'w') as handle:
+        handle.write('{not json')
+    before = host.snapshot()
+    assert 'not a valid rotation journal' in host.fail()['msg']
+    assert host.snapshot() == before
+
+
+@pytest.mark.parametrize('names', [[HMAC, 'caracalAdminToken'], [PASSWORD]])
+def test_killed_at_every_write_the_next_run_finishes_or_undoes_it(tmp_path, monkeypatch, names):
+    pristine = Host(tmp_path / 'pristine')
+    pristine.run()
+    total = operations(pristine, rotate=names)
+    assert total > 5
+    for step in range(1, total + 1):
+        host = Host(tmp_path / ('step%d' % step))
+        shutil.copytree(pristine.root, host.root, symlinks=True)
+        before = dict((n, host.store(n)) for n in ALL)
+        evidence_before = len(host.evidence())
+        restore_apply = kill_after(monkeypatch, step)
+        with pytest.raises(Killed):
+            host._invoke(dict(rotate=names), False, False)
+        restore_apply()
+        result = host.run(roll=False)  # the next plain run (scheduled, or a deploy)
+        consistent(host)
+        changed = [n for n in ALL if host.store(n) != before[n]]
+        journal = host.journal()
+        if step == 1:
+            # Killed before the journal was written: nothing happened at all.
+            assert changed == [] and journal is None and len(host.evidence()) == evidence_before
+            continue
+        assert journal is not None and journal['phase'] == 'applied', step
+        assert set(journal['secrets']) == set(changed), step
+        for name in changed:
+            assert journal['secrets'][name]['old_fingerprint'] == fingerprint(before[name])
+            archived = [e['fingerprint'] for e in host.state()['archive'].get(name, [])]
+            if not is_derived(SPECS[name]):
+                assert fingerprint(before[name]) in archived, (step, name)
+            assert [r for r in host.evidence() if r['secret'] == name and r.get('journal') == journal['id']
+                    and r['new_fingerprint'] == fingerprint(host.store(name))], (step, name)
+        assert set(result['restart']) >= set(roll_order(PROFILE, changed)), step
+        # Each record once, however often the run was resumed.
+        keys = [(r['secret'], r['action'], r.get('journal')) for r in host.evidence() if r.get('journal')]
+        assert len(keys) == len(set(keys)), step
+        # Closing it leaves a host that a plain run finds converged.
+        _secret_store.close_journal(host.paths['archive_path'])
+        assert not host.run(roll=False)['changed'], step
