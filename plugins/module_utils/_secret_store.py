@@ -778,12 +778,11 @@ class SecretFiles(object):
         self.value_writes = bool(value_changes or self.recovery_removals or self.records)
         if self.journal is None and not value_changes and not self.restart:
             return
-        journal = copy.deepcopy(self.journal) if self.journal else {
+        baseline = dict((k, v) for k, v in (self.journal or {}).items() if k not in ('phase', 'planned'))
+        journal = copy.deepcopy(baseline) if self.journal else {
             'version': JOURNAL_VERSION, 'id': '%s-%s' % (stamp(self.now), os.urandom(4).hex()),
             'opened': format_ts(self.now), 'profile': self.profile['name'], 'actor': self.actor,
             'secrets': {}, 'restart': [], 'sync': [], 'steps': [{'ts': format_ts(self.now), 'step': 'opened'}]}
-        journal.pop('planned', None)
-        journal.pop('phase', None)
         self.revert = {}
         for name in value_changes:
             prior = self.state['secrets'].get(name)
@@ -802,7 +801,7 @@ class SecretFiles(object):
         journal['sync'] = [n for n in names if n in journal['secrets'] and self.specs[n].get('kind') == 'password']
         if value_changes or self.recovered:
             journal['steps'].append({'ts': format_ts(self.now), 'step': 'written', 'secrets': value_changes})
-        if journal != self.journal:
+        if journal != baseline:
             journal['updated'] = format_ts(self.now)
         for record in self.records:
             record['journal'] = journal['id']
@@ -873,14 +872,32 @@ def journal_bytes(journal):
 
 
 def journal_summary(journal):
-    """What the journal says, for the result and the roles: names, fingerprints, services."""
+    """What the journal says, for the result and the roles: names, fingerprints, services.
+
+    ``restorable`` lists the secrets a rollback puts back to their value before the change
+    (generated or supplied ones that had an earlier value; derived ones follow their passwords).
+    """
     if journal is None:
         return None
-    return dict((k, copy.deepcopy(journal.get(k))) for k in (
+    summary = dict((k, copy.deepcopy(journal.get(k))) for k in (
         'id', 'opened', 'updated', 'profile', 'secrets', 'restart', 'sync'))
+    summary['restorable'] = sorted(
+        name for name, entry in journal['secrets'].items()
+        if entry.get('old_fingerprint') and entry['old_fingerprint'] != entry['new_fingerprint']
+        and entry.get('action') != 'derived')
+    return summary
 
 
-def close_journal(archive_path, journal_id=None, outcome='completed', now=None, check_mode=False):
+def journal_outcome(journal):
+    """``rolled-back`` when the change put every secret back (it holds its value from before the
+    change, or the change was a restore), else ``completed``."""
+    entries = [e for e in journal['secrets'].values() if e.get('old_fingerprint') and e.get('action') != 'derived']
+    if entries and all(e['old_fingerprint'] == e['new_fingerprint'] or e.get('action') == 'restored' for e in entries):
+        return 'rolled-back'
+    return 'completed'
+
+
+def close_journal(archive_path, journal_id=None, outcome=None, now=None, check_mode=False):
     """Close the open journal: append it to the history (one JSON line) and remove it.
 
     ``journal_id``, when given, must be the open journal's id (a run closes only the journal it
@@ -900,6 +917,8 @@ def close_journal(archive_path, journal_id=None, outcome='completed', now=None, 
                         '(the secrets role) first, it finishes the files. Nothing was changed.'
                         % (journal['id'], journal.get('phase')))
     summary = journal_summary(journal)
+    outcome = outcome or journal_outcome(journal)
+    summary['outcome'] = outcome
     if check_mode:
         return summary
     closed = dict(summary, closed=format_ts(now or utcnow()), outcome=outcome,

@@ -579,20 +579,21 @@ def build_stack(profile, settings=None, images=None):
             'services': replay_services,
             'init_service': init_service,
         },
-        'password_sync': _password_sync(profile, model_services, gid),
+        'password_sync': _password_sync(profile, model_services),
     }
 
 
-def _password_sync(profile, model_services, gid):
-    """How a rotated datastore password reaches a running datastore, per secret.
+def _password_sync(profile, model_services):
+    """Which Postgres roles log in with ``postgresPassword``, and how to reach the server.
 
     Postgres keeps its roles' passwords in its data directory: a rotated ``postgresPassword``
     must be set on every role the contract's URL templates log in as (and on the superuser
-    initdb created) before anything restarts with the new URL files. ``psql`` runs inside the
-    postgres container and reads the new value from that container's own secret view with
-    ``\\set ... `cat file```: the value never passes through Ansible, a command line or the
-    environment, and the server stores only its SCRAM verifier. Each backend prefixes
-    ``command`` with its own exec (``docker compose exec``, ``podman exec``).
+    initdb created) before anything restarts with the new URL files.
+    ``caracal.hardened.datastore_credentials`` does it, with SCRAM verifiers computed on the
+    host and fed on standard input to ``psql`` run inside the postgres container as the
+    ``postgres`` user (local peer authentication): the password never passes through
+    Ansible, a command line, the environment or a statement. Each backend prefixes the exec
+    with its own (``docker compose exec``, ``podman exec``).
     """
     pg = [s for s in model_services if s['name'] == 'postgres' and s['secrets']
           and 'postgresPassword' in s['secrets']['files']]
@@ -608,23 +609,7 @@ def _password_sync(profile, model_services, gid):
             roles.append(match.group(1))
     if 'postgres' not in roles:
         roles.append('postgres')
-    source = posixpath.join(pg[0]['secrets']['target'], 'postgresPassword')
-    # psql would set an empty (no) password if the file could not be read: stop first.
-    guard = ('test -r "$1" && test -s "$1" || { echo "caracal.hardened: cannot read the new postgresPassword '
-             'in $1; no role was changed" >&2; exit 3; }; shift; exec "$@"')
-    lines = ['\\set caracal_pw `cat %s`' % source]
-    lines += ['ALTER ROLE "%s" PASSWORD :\'caracal_pw\';' % role for role in roles]
-    lines.append('\\unset caracal_pw')
-    return {'postgresPassword': {
-        'service': 'postgres',
-        # The view is readable by the deployment's group, which an exec does not always get
-        # as a supplementary group (podman exec does not): make it the primary group.
-        'user': 'postgres:%s' % gid,
-        'roles': roles,
-        'command': ['/bin/sh', '-c', guard, 'caracal-password-sync', source,
-                    'psql', '--no-psqlrc', '--quiet', '--set', 'ON_ERROR_STOP=1', '--dbname', 'postgres'],
-        'stdin': '\n'.join(lines) + '\n',
-    }}
+    return {'postgresPassword': {'service': 'postgres', 'user': 'postgres', 'roles': roles}}
 
 
 def restart_plan(model, requested):

@@ -24,6 +24,12 @@ description:
     fingerprints, the rollback window, the location), with fingerprints only, never a value.
   - Values never leave the host through this module. Results, evidence, warnings and diffs carry fingerprints
     (a truncated, domain-separated SHA-256 of the value, which does not reveal a random value).
+  - Before it writes a changed value, the module records the whole change in a I(rotation journal),
+    C(journal.json) in O(archive_path) (names and fingerprints, the consumers to restart in roll order, the
+    datastore passwords to apply, and while it writes, the state and evidence it is about to write). The journal
+    stays open until P(caracal.hardened.rotation_journal#module) closes it once every consumer is ready; until then
+    every run returns its consumers in RV(restart) again. A run killed while writing is completed or undone, secret
+    by secret, by the next run (RV(recovered)), so nothing stays half-written.
 author:
   - caracal.hardened contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -205,8 +211,8 @@ options:
         default: 86400
 notes:
   - The module writes files; it does not restart anything and does not change datastore passwords. When
-    RV(changed_secrets) holds a password, apply it to the datastore (C(ALTER ROLE), C(requirepass)) before
-    restarting the services in RV(restart), in that order.
+    RV(journal.sync) holds a password, make the datastore accept it (P(caracal.hardened.datastore_credentials#module))
+    before restarting the services in RV(restart), in that order, then close the journal.
   - Existing files without a record in C(state.json) are adopted on the first run (their age starts at the file's
     modification time) after they pass validation; an invalid existing value fails the run.
   - Writes are atomic, a V(0600) temporary file in the target directory renamed into place, with owner, group and
@@ -381,6 +387,46 @@ due:
   type: list
   elements: str
   sample: [zoneKek]
+journal:
+  description:
+    - The open rotation journal after this run (V(null) when none is open), names and fingerprints only.
+    - Its consumers are in RV(restart); close it with P(caracal.hardened.rotation_journal#module) once they are ready.
+  returned: success
+  type: dict
+  contains:
+    id:
+      description: The journal's id (UTC stamp and a random suffix).
+      type: str
+    opened:
+      description: When the change began (UTC, ISO-8601).
+      type: str
+    updated:
+      description: When a run last added to it.
+      type: str
+    profile:
+      description: The release profile.
+      type: str
+    secrets:
+      description: Each secret of the change, with C(old_fingerprint) (before the whole change), C(new_fingerprint),
+        C(action) and C(reason).
+      type: dict
+    restart:
+      description: Every consumer on this host still to restart, in roll order.
+      type: list
+      elements: str
+    sync:
+      description: Datastore passwords of the change (the backend makes the datastores accept them).
+      type: list
+      elements: str
+    restorable:
+      description: Secrets a rollback puts back to their value from before the change.
+      type: list
+      elements: str
+recovered:
+  description: Secrets whose write an interrupted run had begun, completed by this run (state, archive, evidence).
+  returned: success
+  type: list
+  elements: str
 stamp:
   description: The comparison with O(stamp), as P(caracal.hardened.host_stamp#module) returns it. A stamp that no longer
     matches has been removed (not in check mode).

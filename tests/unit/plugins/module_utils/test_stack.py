@@ -4,7 +4,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import subprocess
 
 import pytest
 
@@ -323,32 +322,10 @@ def test_restart_plan_keeps_roll_order_on_this_host_only():
     assert restart_plan(model, []) == [] and restart_plan(model, None) == []
 
 
-def test_password_sync_sets_the_url_roles_from_the_datastore_own_view():
-    model = build()
-    sync = model['password_sync']['postgresPassword']
-    pg = [s for s in model['services'] if s['name'] == 'postgres'][0]
-    assert sync['service'] == 'postgres' and sync['user'] == 'postgres:65532'
-    # every role a URL template of the contract logs in as, plus the initdb superuser
-    assert sync['roles'] == ['caracal', 'postgres']
-    lines = sync['stdin'].splitlines()
-    assert lines[0] == '\\set caracal_pw `cat %s/postgresPassword`' % pg['secrets']['target']
-    assert lines[1:3] == ['ALTER ROLE "caracal" PASSWORD :\'caracal_pw\';', 'ALTER ROLE "postgres" PASSWORD :\'caracal_pw\';']
-    assert lines[-1] == '\\unset caracal_pw'
-    assert sync['command'][:2] == ['/bin/sh', '-c'] and sync['command'][4] == pg['secrets']['target'] + '/postgresPassword'
-    assert sync['command'][5] == 'psql' and 'ON_ERROR_STOP=1' in sync['command']
-
-
-def test_password_sync_stops_when_the_new_value_cannot_be_read(tmp_path):
-    guard = build()['password_sync']['postgresPassword']['command'][2]
-    readable = tmp_path / 'postgresPassword'
-    readable.write_text('a' * 32)
-    empty = tmp_path / 'empty'
-    empty.write_text('')
-    for path, rc in ((readable, 0), (empty, 3), (tmp_path / 'missing', 3)):
-        proc = subprocess.run(['/bin/sh', '-c', guard, 'sync', str(path), 'true'], capture_output=True, check=False)
-        assert proc.returncode == rc, (path, proc.stderr)
-        if rc:
-            assert b'cannot read the new postgresPassword' in proc.stderr
+def test_password_sync_names_the_roles_that_log_in_with_the_password():
+    sync = build()['password_sync']['postgresPassword']
+    # peer authentication as the postgres user inside the container: no file, no value
+    assert sync == {'service': 'postgres', 'user': 'postgres', 'roles': ['caracal', 'postgres']}
 
 
 def test_no_password_sync_without_postgres_on_the_host():

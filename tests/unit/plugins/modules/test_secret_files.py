@@ -851,8 +851,10 @@ def test_rotation_opens_a_journal_that_stays_open_until_the_consumers_are_rolled
     assert journal['sync'] == []
     assert result['journal']['id'] == journal['id']
     assert all(r['journal'] == journal['id'] for r in result['evidence'])
-    # A run killed before the roll: the next plain run changes no file but still owes the restarts.
-    again = host.run(roll=False)
+    # A run killed before the roll: the next plain run (a second later) changes no file but still
+    # owes the restarts.
+    with mock.patch.object(_secret_store, 'utcnow', lambda: parse_ts(journal['opened']) + datetime.timedelta(seconds=5)):
+        again = host.run(roll=False)
     assert not again['changed'] and again['changed_secrets'] == []
     assert again['restart'] == journal['restart'] and again['journal']['id'] == journal['id']
     assert host.journal() == journal
