@@ -136,7 +136,12 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.six.moves.urllib.parse import unquote, urlsplit
 
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import ContractError, get_profile, roll_order
-from ansible_collections.caracal.hardened.plugins.module_utils._datastores import pg_login, redis_auth, scram_verifier
+from ansible_collections.caracal.hardened.plugins.module_utils._datastores import (
+    REFUSED,
+    pg_login,
+    redis_auth,
+    scram_verifier,
+)
 from ansible_collections.caracal.hardened.plugins.module_utils._secrets import trim
 
 PSQL = ['psql', '--no-psqlrc', '--quiet', '--set', 'ON_ERROR_STOP=1', '--dbname', 'postgres']
@@ -203,7 +208,7 @@ def check_postgres(module, profile, p):
     result = {'logins': logins, 'repaired': []}
     if not refused:
         return result, False
-    unreachable = [e for e in refused if 'refused' not in e['detail'] and 'authentication' not in e['detail']]
+    unreachable = [e for e in refused if not e['detail'].startswith(REFUSED)]
     if unreachable or not p['repair']:
         module.fail_json(msg='Postgres at %s:%d did not accept the stored credentials: %s. %s' % (
             spec['address'], port, '; '.join('%s (user %s): %s' % (e['secret'], e['user'], e['detail']) for e in refused),
@@ -236,7 +241,7 @@ def check_redis(module, profile, p):
     if password is None:
         module.fail_json(msg='the secret store %s holds no redisPassword: run the secrets role first' % p['store_path'])
     accepted, detail = redis_auth(spec['address'], port, password, timeout=p['timeout'])
-    if not accepted and 'refused' not in detail and 'WRONGPASS' not in detail and 'invalid' not in detail:
+    if not accepted and not detail.startswith(REFUSED):
         module.fail_json(msg='Redis at %s:%d cannot be reached to check its password: %s. Start the stack and run again.'
                          % (spec['address'], port, detail))
     return {'accepted': accepted, 'detail': detail}, [] if accepted else roll_order(profile, ['redisPassword'])

@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) caracal.hardened contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""caracal.hardened.datastore_credentials with the datastores and psql faked.
+
+The fake Postgres holds a password per role; a repair must reach it only as SCRAM verifiers on
+psql's standard input, in one transaction, and the module must never show a value.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.caracal.hardened.plugins.modules import datastore_credentials as dc
+
+PG_PW = 'a1' * 24
+REDIS_PW = 'b2' * 24
+EXEC = ['docker', 'compose', 'exec', '--no-TTY', '--user', 'postgres', 'postgres']
+
+
+class Exited(Exception):
+    pass
+
+
+class Failed(Exception):
+    pass
+
+
+def verifies(verifier, password):
+    """Whether ``verifier`` (SCRAM-SHA-256$iter:salt$StoredKey:ServerKey) is one of ``password``."""
+    match = re.match(r'^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$', verifier)
+    iterations, salt, stored = int(match.group(1)), base64.b64decode(match.group(2)), base64.b64decode(match.group(3))
+    salted = hashlib.pbkdf2_hmac('sha256', password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b'Client Key', hashlib.sha256).digest()
+    return hashlib.sha256(client_key).digest() == stored
+
+
+class FakeServers(object):
+    def __init__(self, pg_roles, redis_password):
+        self.pg_roles = dict(pg_roles)     # role -> the password the server accepts
+        self.redis_password = redis_password
+        self.stdin = []
+        self.argv = []
+        self.down = False
+
+    def pg_login(self, host, port, user, password, database, timeout=5.0):
+        if self.down:
+            return False, 'unreachable: %s:%d: [Errno 111] Connection refused' % (host, port)
+        if self.pg_roles.get(user) == password:
+            return True, 'accepted'
+        return False, 'refused: password authentication failed for user "%s" (SQLSTATE 28P01)' % user
+
+    def redis_auth(self, host, port, password, timeout=5.0):
+        if password == self.redis_password:
+            return True, 'accepted'
+        return False, 'refused: WRONGPASS invalid username-password pair'
+
+    def run_command(self, module, argv, data=None, binary_data=False):
+        self.argv.append(argv)
+        self.stdin.append(data)
+        lines = data.strip().splitlines()
+        assert lines[0] == 'BEGIN;' and lines[-1] == 'COMMIT;'
+        for line in lines[1:-1]:
+            role, verifier = re.match(r'^ALTER ROLE "([^"]+)" PASSWORD \'([^\']+)\';$', line).groups()
+            # the server learns only the verifier: find the password it verifies, as a login would
+            for candidate in (PG_PW,):
+                if verifies(verifier, candidate):
+                    self.pg_roles[role] = candidate
+        return 0, '', ''
+
+
+@pytest.fixture
+def store(tmp_path):
+    values = {
+        'postgresPassword': PG_PW, 'redisPassword': REDIS_PW,
+        'databaseUrl': 'postgres://caracal:%s@postgres:5432/caracal' % PG_PW,
+        'authDatabaseUrl': 'postgres://caracal:%s@postgres:5432/caracal_auth' % PG_PW,
+        'redisUrl': 'redis://:%s@redis:6379' % REDIS_PW,
+    }
+    for name, value in values.items():
+        (tmp_path / name).write_text(value + '\n')
+    return str(tmp_path)
+
+
+def run(monkeypatch, servers, check=False, **args):
+    monkeypatch.setattr(dc, 'pg_login', servers.pg_login)
+    monkeypatch.setattr(dc, 'redis_auth', servers.redis_auth)
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command',
+                        lambda self, argv, **kwargs: servers.run_command(self, argv, **kwargs))
+    outcome = {}
+
+    def exit_json(self, **result):
+        outcome['result'] = result
+        raise Exited()
+
+    def fail_json(self, **result):
+        outcome['result'] = dict(result, failed=True)
+        raise Failed()
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
+    args = dict(args, _ansible_check_mode=check)
+    with patch_module_args(args):
+        with pytest.raises((Exited, Failed)):
+            dc.main()
+    text = json.dumps(outcome['result'])
+    assert PG_PW not in text and REDIS_PW not in text
+    return outcome['result']
+
+
+def full_args(store):
+    return {'store_path': store, 'postgres': {'exec': EXEC, 'roles': ['caracal', 'postgres']}, 'redis': {}}
+
+
+def test_accepted_credentials_change_nothing(monkeypatch, store):
+    servers = FakeServers({'caracal': PG_PW, 'postgres': PG_PW}, REDIS_PW)
+    result = run(monkeypatch, servers, **full_args(store))
+    assert result['changed'] is False and result['restart'] == []
+    assert [(e['secret'], e['user'], e['database'], e['accepted']) for e in result['postgres']['logins']] == [
+        ('databaseUrl', 'caracal', 'caracal', True), ('authDatabaseUrl', 'caracal', 'caracal_auth', True)]
+    assert result['redis']['accepted'] is True and servers.stdin == []
+
+
+def test_a_refused_postgres_login_is_repaired_with_verifiers_only(monkeypatch, store):
+    servers = FakeServers({'caracal': 'old' * 16, 'postgres': 'old' * 16}, REDIS_PW)
+    result = run(monkeypatch, servers, **full_args(store))
+    assert result['changed'] is True and result['postgres']['repaired'] == ['caracal', 'postgres']
+    assert all(e['accepted'] for e in result['postgres']['logins'])
+    assert servers.pg_roles == {'caracal': PG_PW, 'postgres': PG_PW}
+    # one transaction on stdin; the password is in no statement and no argument
+    assert len(servers.stdin) == 1 and PG_PW not in servers.stdin[0]
+    assert servers.stdin[0].count('SCRAM-SHA-256$4096:') == 2
+    assert servers.argv[0][:len(EXEC)] == EXEC and PG_PW not in ' '.join(servers.argv[0])
+
+
+def test_check_mode_reports_the_repair_and_changes_nothing(monkeypatch, store):
+    servers = FakeServers({'caracal': 'old' * 16, 'postgres': 'old' * 16}, REDIS_PW)
+    result = run(monkeypatch, servers, check=True, **full_args(store))
+    assert result['changed'] is True and result['postgres']['repaired'] == ['caracal', 'postgres']
+    assert servers.stdin == [] and servers.pg_roles['caracal'] == 'old' * 16
+
+
+def test_an_unreachable_postgres_fails_without_a_repair(monkeypatch, store):
+    servers = FakeServers({'caracal': PG_PW, 'postgres': PG_PW}, REDIS_PW)
+    servers.down = True
+    result = run(monkeypatch, servers, **full_args(store))
+    assert result['failed'] and 'Start the stack and run again' in result['msg'] and servers.stdin == []
+
+
+def test_repair_off_fails_naming_the_refused_url(monkeypatch, store):
+    servers = FakeServers({'caracal': 'old' * 16}, REDIS_PW)
+    args = dict(full_args(store), repair=False)
+    result = run(monkeypatch, servers, **args)
+    assert result['failed'] and 'databaseUrl (user caracal)' in result['msg'] and servers.stdin == []
+
+
+def test_a_refused_redis_password_returns_redis_and_its_clients(monkeypatch, store):
+    servers = FakeServers({'caracal': PG_PW, 'postgres': PG_PW}, 'old' * 16)
+    result = run(monkeypatch, servers, **full_args(store))
+    assert result['redis']['accepted'] is False
+    assert result['restart'][0] == 'redis' and 'sts' in result['restart'] and result['changed'] is False
+
+
+def test_role_names_are_checked_before_a_repair(monkeypatch, store):
+    servers = FakeServers({'caracal': 'old' * 16}, REDIS_PW)
+    args = dict(full_args(store), postgres={'exec': EXEC, 'roles': ['caracal"; DROP ROLE x; --']})
+    result = run(monkeypatch, servers, **args)
+    assert result['failed'] and 'plain role names' in result['msg'] and servers.stdin == []
+
+
+def test_a_failed_psql_keeps_no_verifier_in_the_message(monkeypatch, store):
+    servers = FakeServers({'caracal': 'old' * 16, 'postgres': 'old' * 16}, REDIS_PW)
+
+    def failing(module, argv, data=None, binary_data=False):
+        return 1, '', 'ERROR:  role "postgres" does not exist\nLINE 1: ALTER ROLE "postgres" PASSWORD \'%s\'' % (
+            re.search(r"'(SCRAM[^']+)'", data).group(1))
+    servers.run_command = failing
+    result = run(monkeypatch, servers, **full_args(store))
+    assert result['failed'] and 'SCRAM-SHA-256$[verifier]' in result['msg'] and '4096:' not in result['msg']
