@@ -798,7 +798,9 @@ class SecretFiles(object):
         wanted = set(journal['restart']) | set(self.restart)
         order = roll_order(self.profile, names)
         journal['restart'] = [s for s in order if s in wanted] + sorted(wanted - set(order))
-        journal['sync'] = [n for n in names if n in journal['secrets'] and self.specs[n].get('kind') == 'password']
+        # A password that replaced an earlier one must reach its datastore; a first one is the datastore's own.
+        journal['sync'] = [n for n in names if n in journal['secrets'] and self.specs[n].get('kind') == 'password'
+                           and journal['secrets'][n]['old_fingerprint']]
         if value_changes or self.recovered:
             journal['steps'].append({'ts': format_ts(self.now), 'step': 'written', 'secrets': value_changes})
         if journal != baseline:

@@ -46,16 +46,28 @@ options:
     description: The secret store of P(caracal.hardened.secret_files#module).
     type: path
     required: true
+  engine:
+    description:
+      - The container engine's command (C(docker) or C(podman)), to read the address of O(postgres.container) and
+        O(redis.container) with C(inspect).
+    type: path
+    default: /usr/bin/docker
   postgres:
     description: Check (and repair) Postgres. Omit it on a host without the bundled Postgres.
     type: dict
     suboptions:
+      container:
+        description:
+          - The postgres container (name or id). The module logs in at its address on the stack's network (storage is
+            not published by default; the host reaches the container's network directly).
+          - Without it, at O(postgres.address).
+        type: str
       address:
-        description: Address to log in at (the loopback publish).
+        description: Address to log in at when O(postgres.container) is not given (a loopback publish).
         type: str
         default: 127.0.0.1
       port:
-        description: Port; defaults to the contract's publish.
+        description: Port; defaults to the contract's container port (with O(postgres.container)) or its publish.
         type: int
       exec:
         description:
@@ -74,12 +86,15 @@ options:
     description: Check Redis. Omit it on a host without the bundled Redis.
     type: dict
     suboptions:
+      container:
+        description: The redis container (name or id); as O(postgres.container).
+        type: str
       address:
-        description: Address to authenticate at (the loopback publish).
+        description: Address to authenticate at when O(redis.container) is not given (a loopback publish).
         type: str
         default: 127.0.0.1
       port:
-        description: Port; defaults to the contract's publish.
+        description: Port; defaults to the contract's container port (with O(redis.container)) or its publish.
         type: int
   repair:
     description: Repair refused Postgres logins. With V(false) a refused login fails the module.
@@ -129,6 +144,7 @@ restart:
   elements: str
 '''
 
+import json
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -157,10 +173,23 @@ def read_secret(store_path, name):
     return value or None
 
 
-def publish_port(profile, service, override):
-    if override:
-        return override
-    return int(profile['services'][service]['publish'].rsplit(':', 1)[1])
+def target(module, profile, service, spec):
+    """``(address, port)`` to reach ``service`` at: its container's address on the stack's network,
+    or the given address (a loopback publish)."""
+    contract = profile['services'][service]
+    if not spec.get('container'):
+        return spec['address'], spec['port'] or int(contract['publish'].rsplit(':', 1)[1])
+    rc, out, err = module.run_command([module.params['engine'], 'inspect', spec['container']])
+    try:
+        networks = json.loads(out)[0]['NetworkSettings']['Networks'] if rc == 0 else {}
+    except (ValueError, KeyError, IndexError, TypeError):
+        networks = {}
+    addresses = [n.get('IPAddress') for dummy, n in sorted((networks or {}).items()) if n and n.get('IPAddress')]
+    if not addresses:
+        module.fail_json(msg='the %s container %s is not running or has no network address (%s inspect: %s). Start '
+                         'the stack and run again.' % (service, spec['container'], module.params['engine'],
+                                                       (err or out or 'no output').strip()[-300:]))
+    return addresses[0], spec['port'] or int(contract['port'])
 
 
 def postgres_urls(profile, store_path):
@@ -192,7 +221,7 @@ def redacted(text):
 
 def check_postgres(module, profile, p):
     spec = p['postgres']
-    port = publish_port(profile, 'postgres', spec['port'])
+    address, port = target(module, profile, 'postgres', spec)
     urls = postgres_urls(profile, p['store_path'])
     password = read_secret(p['store_path'], 'postgresPassword')
     if password is None or not urls:
@@ -201,7 +230,7 @@ def check_postgres(module, profile, p):
 
     def attempt():
         return [dict(zip(('secret', 'user', 'database'), (n, u, d)), **dict(zip(('accepted', 'detail'),
-                pg_login(spec['address'], port, u, pw, d, timeout=p['timeout'])))) for n, u, pw, d in urls]
+                pg_login(address, port, u, pw, d, timeout=p['timeout'])))) for n, u, pw, d in urls]
 
     logins = attempt()
     refused = [entry for entry in logins if not entry['accepted']]
@@ -211,7 +240,7 @@ def check_postgres(module, profile, p):
     unreachable = [e for e in refused if not e['detail'].startswith(REFUSED)]
     if unreachable or not p['repair']:
         module.fail_json(msg='Postgres at %s:%d did not accept the stored credentials: %s. %s' % (
-            spec['address'], port, '; '.join('%s (user %s): %s' % (e['secret'], e['user'], e['detail']) for e in refused),
+            address, port, '; '.join('%s (user %s): %s' % (e['secret'], e['user'], e['detail']) for e in refused),
             'Start the stack and run again.' if unreachable else 'repair is off.'), postgres=result)
     roles = list(spec['roles'])
     bad = [r for r in roles if not ROLE.match(r)]
@@ -236,14 +265,14 @@ def check_postgres(module, profile, p):
 
 def check_redis(module, profile, p):
     spec = p['redis']
-    port = publish_port(profile, 'redis', spec['port'])
+    address, port = target(module, profile, 'redis', spec)
     password = read_secret(p['store_path'], 'redisPassword')
     if password is None:
         module.fail_json(msg='the secret store %s holds no redisPassword: run the secrets role first' % p['store_path'])
-    accepted, detail = redis_auth(spec['address'], port, password, timeout=p['timeout'])
+    accepted, detail = redis_auth(address, port, password, timeout=p['timeout'])
     if not accepted and not detail.startswith(REFUSED):
         module.fail_json(msg='Redis at %s:%d cannot be reached to check its password: %s. Start the stack and run again.'
-                         % (spec['address'], port, detail))
+                         % (address, port, detail))
     return {'accepted': accepted, 'detail': detail}, [] if accepted else roll_order(profile, ['redisPassword'])
 
 
@@ -252,13 +281,16 @@ def main():
         argument_spec={
             'profile': {'type': 'str', 'default': '2026.07'},
             'store_path': {'type': 'path', 'required': True},
+            'engine': {'type': 'path', 'default': '/usr/bin/docker'},
             'postgres': {'type': 'dict', 'options': {
+                'container': {'type': 'str'},
                 'address': {'type': 'str', 'default': '127.0.0.1'},
                 'port': {'type': 'int'},
                 'exec': {'type': 'list', 'elements': 'str', 'default': []},
                 'roles': {'type': 'list', 'elements': 'str', 'default': []},
             }},
             'redis': {'type': 'dict', 'options': {
+                'container': {'type': 'str'},
                 'address': {'type': 'str', 'default': '127.0.0.1'},
                 'port': {'type': 'int'},
             }},

@@ -53,8 +53,11 @@ class FakeServers(object):
         self.stdin = []
         self.argv = []
         self.down = False
+        self.inspected = []
+        self.addresses = []
 
     def pg_login(self, host, port, user, password, database, timeout=5.0):
+        self.addresses.append((host, port))
         if self.down:
             return False, 'unreachable: %s:%d: [Errno 111] Connection refused' % (host, port)
         if self.pg_roles.get(user) == password:
@@ -62,11 +65,16 @@ class FakeServers(object):
         return False, 'refused: password authentication failed for user "%s" (SQLSTATE 28P01)' % user
 
     def redis_auth(self, host, port, password, timeout=5.0):
+        self.addresses.append((host, port))
         if password == self.redis_password:
             return True, 'accepted'
         return False, 'refused: WRONGPASS invalid username-password pair'
 
     def run_command(self, module, argv, data=None, binary_data=False):
+        if argv[1:2] == ['inspect']:
+            self.inspected.append(argv[2])
+            networks = {'caracal_data': {'IPAddress': '10.89.0.%d' % (5 if 'postgres' in argv[2] else 6)}, 'none': {}}
+            return 0, json.dumps([{'NetworkSettings': {'Networks': networks}}]), ''
         self.argv.append(argv)
         self.stdin.append(data)
         lines = data.strip().splitlines()
@@ -187,3 +195,20 @@ def test_a_failed_psql_keeps_no_verifier_in_the_message(monkeypatch, store):
     servers.run_command = failing
     result = run(monkeypatch, servers, **full_args(store))
     assert result['failed'] and 'SCRAM-SHA-256$[verifier]' in result['msg'] and '4096:' not in result['msg']
+
+
+def test_unpublished_datastores_are_reached_at_their_container_address(monkeypatch, store):
+    servers = FakeServers({'caracal': PG_PW, 'postgres': PG_PW}, REDIS_PW)
+    args = {'store_path': store, 'engine': '/usr/bin/podman',
+            'postgres': {'container': 'caracal-postgres', 'exec': EXEC, 'roles': ['caracal']},
+            'redis': {'container': 'caracal-redis'}}
+    result = run(monkeypatch, servers, **args)
+    assert result['changed'] is False
+    assert servers.inspected == ['caracal-postgres', 'caracal-redis']
+    assert set(servers.addresses) == {('10.89.0.5', 5432), ('10.89.0.6', 6379)}
+
+
+def test_loopback_publishes_by_default(monkeypatch, store):
+    servers = FakeServers({'caracal': PG_PW, 'postgres': PG_PW}, REDIS_PW)
+    run(monkeypatch, servers, **full_args(store))
+    assert set(servers.addresses) == {('127.0.0.1', 5432), ('127.0.0.1', 6379)} and servers.inspected == []
