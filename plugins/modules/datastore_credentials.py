@@ -153,7 +153,6 @@ from ansible.module_utils.six.moves.urllib.parse import unquote, urlsplit
 
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import ContractError, get_profile, roll_order
 from ansible_collections.caracal.hardened.plugins.module_utils._datastores import (
-    REFUSED,
     pg_login,
     redis_auth,
     scram_verifier,
@@ -162,6 +161,11 @@ from ansible_collections.caracal.hardened.plugins.module_utils._secrets import t
 
 PSQL = ['psql', '--no-psqlrc', '--quiet', '--set', 'ON_ERROR_STOP=1', '--dbname', 'postgres']
 ROLE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,62}$')
+
+
+def refused(detail):
+    """Whether a failed login was the server saying no (not a server that did not answer)."""
+    return detail.startswith('refused:') or ' refused the login ' in detail or ' refused AUTH' in detail
 
 
 def read_secret(store_path, name):
@@ -233,14 +237,14 @@ def check_postgres(module, profile, p):
                 pg_login(address, port, u, pw, d, timeout=p['timeout'])))) for n, u, pw, d in urls]
 
     logins = attempt()
-    refused = [entry for entry in logins if not entry['accepted']]
+    failed = [entry for entry in logins if not entry['accepted']]
     result = {'logins': logins, 'repaired': []}
-    if not refused:
+    if not failed:
         return result, False
-    unreachable = [e for e in refused if not e['detail'].startswith(REFUSED)]
+    unreachable = [e for e in failed if not refused(e['detail'])]
     if unreachable or not p['repair']:
         module.fail_json(msg='Postgres at %s:%d did not accept the stored credentials: %s. %s' % (
-            address, port, '; '.join('%s (user %s): %s' % (e['secret'], e['user'], e['detail']) for e in refused),
+            address, port, '; '.join('%s (user %s): %s' % (e['secret'], e['user'], e['detail']) for e in failed),
             'Start the stack and run again.' if unreachable else 'repair is off.'), postgres=result)
     roles = list(spec['roles'])
     bad = [r for r in roles if not ROLE.match(r)]
@@ -270,7 +274,7 @@ def check_redis(module, profile, p):
     if password is None:
         module.fail_json(msg='the secret store %s holds no redisPassword: run the secrets role first' % p['store_path'])
     accepted, detail = redis_auth(address, port, password, timeout=p['timeout'])
-    if not accepted and not detail.startswith(REFUSED):
+    if not accepted and not refused(detail):
         module.fail_json(msg='Redis at %s:%d cannot be reached to check its password: %s. Start the stack and run again.'
                          % (address, port, detail))
     return {'accepted': accepted, 'detail': detail}, [] if accepted else roll_order(profile, ['redisPassword'])

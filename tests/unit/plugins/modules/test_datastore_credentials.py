@@ -212,3 +212,15 @@ def test_loopback_publishes_by_default(monkeypatch, store):
     servers = FakeServers({'caracal': PG_PW, 'postgres': PG_PW}, REDIS_PW)
     run(monkeypatch, servers, **full_args(store))
     assert set(servers.addresses) == {('127.0.0.1', 5432), ('127.0.0.1', 6379)} and servers.inspected == []
+
+
+@pytest.mark.parametrize('detail, answer', [
+    ('127.0.0.1:5432 refused the login of caracal to caracal: password authentication failed', True),
+    ('10.89.0.6:6379 refused AUTH: WRONGPASS invalid username-password pair', True),
+    ('refused: password authentication failed for user "caracal"', True),
+    ('connection refused at 127.0.0.1:5432', False),
+    ('no answer from 10.89.0.5:5432 within the timeout', False),
+    ('unreachable: 127.0.0.1:5432: [Errno 111] Connection refused', False),
+])
+def test_a_refusal_is_told_from_a_server_that_did_not_answer(detail, answer):
+    assert dc.refused(detail) is answer
