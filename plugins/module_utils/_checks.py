@@ -61,7 +61,7 @@ CHECKLIST = [
     # ---- Harden Security Posture (security/hardening)
     {'ref': _row('posture', 'Deployment Mode', 'Mode'),
      'expected': 'CARACAL_MODE=stable or rc; never rely on dev defaults for production.',
-     'checks': ['mode.caracal_mode', 'mode.fail_open', 'metrics.bearer']},
+     'checks': ['mode.caracal_mode', 'mode.fail_open', 'metrics.bearer', 'health.ready']},
     {'ref': _row('posture', 'Deployment Mode', 'Ports'),
      'expected': 'Public ingress exposes only required API/Gateway endpoints; storage remains private.',
      'checks': ['ports.public', 'ports.services']},
@@ -74,10 +74,10 @@ CHECKLIST = [
                 'containers.read_only', 'containers.limits']},
     {'ref': _row('posture', 'Secrets and Keys', 'Secret delivery'),
      'expected': 'Mounted secret files or platform secret manager, not inline production secrets.',
-     'checks': ['secrets.file_delivery', 'secrets.no_inline_values', 'secrets.permissions']},
+     'checks': ['secrets.file_delivery', 'secrets.no_inline_values', 'secrets.permissions', 'health.credentials']},
     {'ref': _row('posture', 'Secrets and Keys', 'HMAC keys'),
      'expected': 'AUDIT_HMAC_KEY, STREAMS_HMAC_KEY and GATEWAY_STS_HMAC_KEY are strong and rotated under control.',
-     'checks': ['keys.present', 'keys.hmac', 'keys.rotation', 'keys.evidence']},
+     'checks': ['keys.present', 'keys.hmac', 'keys.rotation', 'keys.evidence', 'keys.journal']},
     {'ref': _row('posture', 'Secrets and Keys', 'Zone KEK'),
      'expected': 'ZONE_KEK is protected and backed up with the database.',
      'checks': ['keys.kek', 'keys.kek_backup', 'secrets.permissions']},
@@ -114,7 +114,7 @@ CHECKLIST = [
                        'Verify them in their own test suites.'},
     {'ref': _row('posture', 'Audit and Recovery', 'Audit stream'),
      'expected': 'caracal.audit.events and DLQ are monitored.',
-     'checks': ['audit.streams', 'audit.dlq']},
+     'checks': ['audit.streams', 'audit.dlq', 'audit.pending']},
     {'ref': _row('posture', 'Audit and Recovery', 'Tamper checks'),
      'expected': 'Audit tamper alerts page the security/on-call path.',
      'not_applicable': 'Paging is configured in the alerting system (routes, receivers, on-call schedule), not on '
@@ -299,13 +299,29 @@ CHECKS = {
         'title': 'The audit stream and its dead-letter queue exist',
         'remediation': 'Check that Redis is provisioned (the audit stream and DLQ are created at its start) and '
                        'that the audit service runs; restore Redis data if the streams were lost.'},
+    'audit.pending': {
+        'title': 'The audit stream\'s consumers keep up (pending entries bounded)',
+        'remediation': 'Check that the audit service runs and is ready (its /ready names the consumer problem); '
+                       'entries signed with a retired STREAMS_HMAC_KEY stay pending until they drain.'},
+    'health.ready': {
+        'title': 'Every service runs, is healthy and ready (/ready 200); every one-shot job completed',
+        'remediation': 'Read the named service\'s logs (its /ready reason says which dependency fails), fix it and '
+                       'run deploy.yml again; a rotation interrupted mid-way is finished by that run.'},
+    'health.credentials': {
+        'title': 'Postgres and Redis accept every credential the services hold',
+        'remediation': 'Run deploy.yml: it gives Postgres the stored password (a SCRAM verifier) and restarts Redis '
+                       'consumers; a view that differs from the store is rewritten by the secrets role.'},
+    'keys.journal': {
+        'title': 'No rotation journal is open',
+        'remediation': 'Run deploy.yml or rotate.yml again: the next run finishes the rotation the journal '
+                       'records (credential sync, restarts in roll order) or rolls it back, then closes it.'},
     'audit.dlq': {
         'title': 'The audit dead-letter queue is under its threshold',
         'remediation': 'Investigate the dead-lettered events (XRANGE caracal.audit.events.dlq): growth usually '
                        'means an AUDIT_HMAC_KEY mismatch between producers and the audit service.'},
 }
 
-GROUPS = ('mode', 'ports', 'network', 'containers', 'secrets', 'keys', 'access', 'metrics', 'tls', 'audit')
+GROUPS = ('mode', 'ports', 'network', 'containers', 'secrets', 'keys', 'access', 'metrics', 'tls', 'audit', 'health')
 
 
 def _refs_of(check_id):

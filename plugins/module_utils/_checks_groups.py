@@ -42,6 +42,13 @@ from ansible_collections.caracal.hardened.plugins.module_utils._checks import (
     select,
     summary,
 )
+from ansible_collections.caracal.hardened.plugins.module_utils._checks_health import (
+    check_credentials,
+    check_journal,
+    check_pending,
+    check_ready,
+    credentials_to_try,
+)
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_audit import (
     RespClient,
     RespError,
@@ -90,6 +97,8 @@ from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime i
     control_gates,
     known_services,
     metrics_targets,
+    ready_targets,
+    service_targets,
 )
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_secrets import (
     STRENGTH_CHECKS,
@@ -113,6 +122,7 @@ from ansible_collections.caracal.hardened.plugins.module_utils._checks_tls impor
     check_redirect,
 )
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import DEFAULT_PROFILE, ContractError, get_profile
+from ansible_collections.caracal.hardened.plugins.module_utils._datastores import pg_login, redis_auth
 from ansible_collections.caracal.hardened.plugins.module_utils._secrets import is_derived, trim
 
 # The options of every group that looks at the containers of the deployment.
@@ -184,8 +194,13 @@ RUNTIME_IDS = [
     'containers.non_root', 'containers.capabilities', 'containers.no_new_privileges', 'containers.read_only',
     'containers.limits', 'containers.replay_state',
     'access.control', 'access.sts_admin_token', 'access.gateway_allowlist',
-    'metrics.bearer',
+    'metrics.bearer', 'health.ready',
 ]
+
+# Retired metrics bearers tried against each endpoint (the newest archived values).
+RETIRED_BEARERS = 3
+# What a /ready answer's body may add to a finding.
+READY_BODY_LIMIT = 2048
 
 _RUNTIME_SIMPLE = {
     'mode.caracal_mode': check_mode,
@@ -205,6 +220,109 @@ def _runtime_prepare(params):
     return _profile_and_selection(params, RUNTIME_IDS)
 
 
+def _read_value(path):
+    text = read_small(path)
+    return trim(text) if text else ''
+
+
+def metrics_bearers(store_path, archive_path):
+    """``(current, [retired])`` metricsBearer values (in memory only); ``(None, [])`` without a store."""
+    if not store_path:
+        return None, []
+    current = _read_value(os.path.join(store_path, 'metricsBearer')) or None
+    retired = []
+    directory = os.path.join(archive_path, 'metricsBearer') if archive_path else None
+    if directory and os.path.isdir(directory):
+        for entry in sorted(os.listdir(directory), reverse=True):
+            value = _read_value(os.path.join(directory, entry))
+            if value and value != current and value not in retired:
+                retired.append(value)
+            if len(retired) >= RETIRED_BEARERS:
+                break
+    return current, retired
+
+
+def _answer(answer):
+    return {'status': answer['status']} if 'status' in answer else {'error': answer['error']}
+
+
+def _bearer(value):
+    return {'Authorization': 'Bearer %s' % value}
+
+
+def metrics_probes(profile, containers, params):
+    """What ``check_metrics`` judges: each endpoint asked without a bearer, and with the current
+    and the retired bearers when the store is given."""
+    current, retired = metrics_bearers(params.get('store_path'), params.get('archive_path'))
+    probes = {}
+    for ctr, host, port, _how in metrics_targets(profile, containers):
+        if host is None:
+            continue
+        probe = _answer(http_get(host, port, '/metrics', timeout=params['timeout']))
+        if current:
+            probe['current'] = _answer(http_get(host, port, '/metrics', headers=_bearer(current),
+                                                timeout=params['timeout']))
+        if retired:
+            probe['retired'] = [_answer(http_get(host, port, '/metrics', headers=_bearer(value),
+                                                 timeout=params['timeout'])) for value in retired]
+        probes[ctr['name']] = probe
+    return probes
+
+
+def _reason(body, known):
+    """The reason a /ready body gives (JSON ``reason``, ``error`` or ``dependency``, else the text),
+    with every value of the store replaced."""
+    text = (body or '').strip()
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict):
+            text = ', '.join(str(data[k]) for k in ('reason', 'error', 'dependency') if data.get(k)) or text
+    except ValueError:
+        pass
+    for value in known:
+        text = text.replace(value, '<redacted>')
+    return text
+
+
+def _store_values(store_path):
+    if not store_path or not os.path.isdir(store_path):
+        return []
+    values = [_read_value(os.path.join(store_path, name)) for name in sorted(os.listdir(store_path))]
+    return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
+
+
+def ready_probes(profile, containers, params):
+    """``/ready`` of every running application container (``None``: no address to reach it)."""
+    known = _store_values(params.get('store_path'))
+    probes = {}
+    for ctr, host, port, _how in ready_targets(profile, containers):
+        if host is None:
+            probes[ctr['name']] = None
+            continue
+        answer = http_get(host, port, profile['healthcheck']['path'], timeout=params['timeout'],
+                          body_limit=READY_BODY_LIMIT)
+        probe = _answer(answer)
+        if 'status' in answer and answer['status'] != 200:
+            probe['reason'] = _reason(answer.get('body'), known)
+        probes[ctr['name']] = probe
+    return probes
+
+
+def job_units(module, profile, project, containers):
+    """``systemctl show`` of the unit of each one-shot job that has no container (Podman's
+    Quadlet units remove a job's container once it completed)."""
+    present = set(c['service'] for c in containers)
+    wanted = [n for n in profile['start_order'] if profile['services'][n]['kind'] == 'job' and n not in present]
+    systemctl = module.get_bin_path('systemctl') if wanted else None
+    units = {}
+    for name in wanted if systemctl else []:
+        rc, out, dummy = module.run_command([systemctl, 'show', '--property=Id,LoadState,ActiveState,Result',
+                                             '%s-%s.service' % (project, name)])
+        if rc == 0:
+            units[name] = dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
+    return units
+
+
 def _runtime_run(module, params, prepared, gather):
     profile = prepared['profile']
     gathered = gather(with_proc=True)
@@ -222,14 +340,10 @@ def _runtime_run(module, params, prepared, gather):
             present = dict((gate, os.path.lexists(gate)) for _c, _m, gate in control_gates(profile, containers) if gate)
             records.append(check_control(profile, containers, present, enabled=params['control_enabled'], **common))
         elif check_id == 'metrics.bearer':
-            probes = {}
-            for ctr, host, port, _how in metrics_targets(profile, containers):
-                if host is None:
-                    continue
-                answer = http_get(host, port, '/metrics', timeout=params['timeout'])
-                probes[ctr['name']] = ({'status': answer['status']} if 'status' in answer
-                                       else {'error': answer['error']})
-            records.append(check_metrics(profile, containers, probes, **common))
+            records.append(check_metrics(profile, containers, metrics_probes(profile, containers, params), **common))
+        elif check_id == 'health.ready':
+            records.append(check_ready(profile, containers, ready_probes(profile, containers, params),
+                                       job_units(module, profile, params['project'], containers), **common))
     return {
         'checks': records,
         'engines': gathered['engines'],
@@ -240,6 +354,8 @@ def _runtime_run(module, params, prepared, gather):
 RUNTIME = Group('runtime', RUNTIME_IDS, {
     'control_enabled': {'type': 'bool', 'default': False},
     'timeout': {'type': 'float', 'default': 5},
+    'store_path': {'type': 'path'},
+    'archive_path': {'type': 'path'},
 }, _runtime_prepare, _runtime_run)
 
 
@@ -249,6 +365,7 @@ SECRETS_IDS = [
     'secrets.file_delivery', 'secrets.no_inline_values', 'secrets.permissions', 'secrets.views',
     'secrets.runtime_profiles',
     'keys.present', 'keys.hmac', 'keys.kek', 'keys.tokens', 'keys.rotation', 'keys.evidence', 'keys.kek_backup',
+    'keys.journal', 'health.credentials',
 ]
 
 # The view files may grant owner read/write and group read, nothing else (as secret_files).
@@ -289,6 +406,32 @@ def _secrets_prepare(params):
             raise ValueError('policies: %s must be a dictionary' % name)
     prepared['now'] = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     return prepared
+
+
+def credentials_record(profile, snapshot, containers, timeout):
+    """``health.credentials``: log in to Postgres and Redis with every credential of the views.
+
+    The servers are reached at their publish or their container address (storage is not
+    published by default); identical credentials are tried once."""
+    servers = {}
+    for ctr, host, port, _how in service_targets(profile, containers, lambda svc: svc['kind'] == 'storage'):
+        if ctr['service'] in ('postgres', 'redis') and host:
+            servers.setdefault(ctr['service'], (host, int(port)))
+    tried = {}
+    attempts = []
+    for svc, secret, server, user, password, database in credentials_to_try(profile, snapshot):
+        where = servers.get(server)
+        key = (server, user, password, database)
+        if where and key not in tried:
+            if server == 'postgres':
+                tried[key] = pg_login(where[0], where[1], user, password, database or user, timeout=timeout)
+            else:
+                tried[key] = redis_auth(where[0], where[1], password, timeout=timeout)
+        accepted, detail = tried.get(key, (False, 'not tried'))
+        attempts.append({'service': svc, 'secret': secret, 'server': server, 'user': user, 'accepted': accepted,
+                         'detail': detail})
+    shown = dict((name, '%s:%d' % servers[name] if name in servers else None) for name in ('postgres', 'redis'))
+    return check_credentials(attempts, shown)
 
 
 def _secrets_run(module, params, prepared, gather):
@@ -333,6 +476,11 @@ def _secrets_run(module, params, prepared, gather):
                                           prepared['now'], containers))
         elif check_id == 'keys.evidence':
             records.append(check_evidence(snapshot, names, containers))
+        elif check_id == 'keys.journal':
+            archive = snapshot['archive']
+            records.append(check_journal(archive['journal'], archive['journal_path'], archive['journal_error']))
+        elif check_id == 'health.credentials':
+            records.append(credentials_record(profile, snapshot, containers, p['timeout']))
         elif check_id == 'keys.kek_backup':
             files = backup_files(p['kek_backup_path']) if p['kek_backup_path'] else []
             records.append(check_kek_backup(profile, snapshot, names, p['kek_backup_path'], files, containers))
@@ -352,6 +500,7 @@ SECRETS = Group('secrets', SECRETS_IDS, {
     'kek_backup_path': {'type': 'path'},
     'runtime_profiles': {'type': 'list', 'elements': 'path', 'default': []},
     'scan_processes': {'type': 'bool', 'default': True},
+    'timeout': {'type': 'float', 'default': 5},
 }, _secrets_prepare, _secrets_run)
 
 
@@ -525,7 +674,7 @@ TLS = Group('tls', TLS_IDS, {
 
 # ---------------------------------------------------------------- audit
 
-AUDIT_IDS = ['audit.streams', 'audit.dlq']
+AUDIT_IDS = ['audit.streams', 'audit.dlq', 'audit.pending']
 
 
 def ask(host, port, password, profile, timeout):
@@ -592,6 +741,8 @@ def _audit_run(module, params, prepared, gather):
                 records.append(check_streams(profile, facts, endpoint))
             elif check_id == 'audit.dlq':
                 records.append(check_dlq(profile, facts, endpoint, p['dlq_max_length']))
+            elif check_id == 'audit.pending':
+                records.append(check_pending(profile, facts, endpoint, p['pending_max']))
     for rec in records:
         rec['evidence']['reached_through'] = how
     return {'checks': records, 'engines': gathered['engines']}
@@ -601,6 +752,7 @@ AUDIT = Group('audit', AUDIT_IDS, {
     'store_path': {'type': 'path', 'required': True},
     'address': {'type': 'str'},
     'dlq_max_length': {'type': 'int', 'default': 0},
+    'pending_max': {'type': 'int', 'default': 1000},
     'timeout': {'type': 'float', 'default': 5},
 }, _audit_prepare, _audit_run)
 

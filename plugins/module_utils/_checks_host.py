@@ -26,6 +26,7 @@ import warnings
 
 from ansible.module_utils.common.text.converters import to_native, to_text
 
+from ansible_collections.caracal.hardened.plugins.module_utils import _layout
 from ansible_collections.caracal.hardened.plugins.module_utils._checks import judged
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import (
     normalize_container,
@@ -133,15 +134,26 @@ def secrets_snapshot(profile, store_path, views_path, archive_path, evidence_pat
         dirs.sort()
         for entry in sorted(dirs) + sorted(files):
             archive['entries'].append(file_fact(os.path.join(root, entry)))
-    state_path = os.path.join(archive_path, 'state.json')
-    text = read_small(state_path, limit=1 << 22)
+    state = _layout.state_path(archive_path)
+    text = read_small(state, limit=1 << 22)
     if text is None:
-        archive['state_error'] = 'missing or unreadable: %s' % state_path
+        archive['state_error'] = 'missing or unreadable: %s' % state
     else:
         try:
             archive['state'] = json.loads(text)
         except ValueError as exc:
             archive['state_error'] = 'not JSON: %s' % exc
+    # The open rotation journal: absent when no rotation owes work.
+    journal = _layout.journal_path(archive_path)
+    archive.update({'journal_path': journal, 'journal': None, 'journal_error': ''})
+    if os.path.lexists(journal):
+        text = read_small(journal, limit=1 << 22)
+        try:
+            archive['journal'] = json.loads(text) if text is not None else None
+            if archive['journal'] is None:
+                archive['journal_error'] = 'unreadable'
+        except ValueError as exc:
+            archive['journal_error'] = 'not JSON: %s' % exc
     evidence = {'path': evidence_path, 'fact': file_fact(evidence_path), 'lines': []}
     text = read_small(evidence_path, limit=1 << 26)
     if text is not None:
@@ -288,8 +300,9 @@ def engine_errors(check_id, gathered):
 
 # ---------------------------------------------------------------- network
 
-def http_get(host, port, path='/', headers=None, timeout=5.0, context=None, server_name=None):
-    """``{'status', 'headers': [(k, v)], 'location'}`` or ``{'error', 'refused'}``; the body is discarded."""
+def http_get(host, port, path='/', headers=None, timeout=5.0, context=None, server_name=None, body_limit=0):
+    """``{'status', 'headers': [(k, v)], 'location'}`` or ``{'error', 'refused'}``; the body is
+    discarded, or its first ``body_limit`` bytes returned as ``body`` (text)."""
     sock = None
     try:
         sock = socket.create_connection((host, int(port)), timeout=timeout)
@@ -299,10 +312,13 @@ def http_get(host, port, path='/', headers=None, timeout=5.0, context=None, serv
         conn.sock = sock
         conn.request('GET', path, headers=headers or {})
         resp = conn.getresponse()
-        resp.read(65536)
+        body = resp.read(65536)
         items = list(resp.getheaders())
         conn.close()
-        return {'status': resp.status, 'headers': items, 'location': resp.getheader('Location')}
+        answer = {'status': resp.status, 'headers': items, 'location': resp.getheader('Location')}
+        if body_limit:
+            answer['body'] = to_text(body[:body_limit], errors='surrogate_or_replace')
+        return answer
     except ConnectionRefusedError as exc:
         return {'error': 'connection refused (%s)' % exc, 'refused': True}
     except (OSError, ssl.SSLError, http.client.HTTPException, ValueError) as exc:

@@ -160,6 +160,8 @@ def normalize_container(data, engine='docker', proc=None):
         'running': bool(state.get('Running')) or status == 'running',
         'status': status,
         'exit_code': state.get('ExitCode'),
+        # the engine's healthcheck verdict (healthy, unhealthy, starting), '' without a healthcheck
+        'health': str(((state.get('Health') or state.get('Healthcheck') or {}).get('Status')) or ''),
         'pid': state.get('Pid') or 0,
         'user': str(cfg.get('User') or ''),
         'env': _env_pairs(cfg.get('Env')),
@@ -516,7 +518,17 @@ def check_gateway_allowlist(profile, containers, project='caracal', engines=None
 # ---------------------------------------------------------------- metrics
 
 def metrics_targets(profile, containers):
-    """Where to ask each running metrics endpoint, ``[(container, host, port, how)]``.
+    """Where to ask each running metrics endpoint, ``[(container, host, port, how)]``."""
+    return service_targets(profile, containers, lambda svc: 'metricsBearer' in (svc.get('secrets') or {}))
+
+
+def ready_targets(profile, containers):
+    """Where to ask each running application's ``/ready``, ``[(container, host, port, how)]``."""
+    return service_targets(profile, containers, lambda svc: svc['kind'] == 'app')
+
+
+def service_targets(profile, containers, wanted):
+    """Where to reach the contract port of each running container whose service is ``wanted``.
 
     A loopback or private publish of the contract port first, else the container's
     address on one of its networks.
@@ -524,7 +536,7 @@ def metrics_targets(profile, containers):
     targets = []
     for ctr in containers:
         svc = profile['services'].get(ctr['service'])
-        if not svc or 'metricsBearer' not in (svc.get('secrets') or {}) or not ctr['running'] or not svc.get('port'):
+        if not svc or not wanted(svc) or not ctr['running'] or not svc.get('port'):
             continue
         port = int(svc['port'])
         chosen = None
@@ -546,7 +558,10 @@ def metrics_targets(profile, containers):
 
 
 def check_metrics(profile, containers, probes, project='caracal', engines=None):
-    """``metrics.bearer``: ``probes`` maps a container name to ``{'status': int}`` or ``{'error': str}``."""
+    """``metrics.bearer``: ``probes`` maps a container name to ``{'status': int}`` or ``{'error': str}``
+    (asked without a bearer, must be 401) and, when the store was read, ``current`` (the answer to
+    the current bearer, must be 200) and ``retired`` (the answers to each retired bearer, must be
+    401): ``{'status': int}`` or ``{'error': str}`` each."""
     if not containers:
         return _no_project('metrics.bearer', project, engines or [])
     targets = metrics_targets(profile, containers)
@@ -567,4 +582,18 @@ def check_metrics(profile, containers, probes, project='caracal', engines=None):
         elif probe['status'] != 401:
             findings.append('%s: /metrics answered %s without a bearer token (expected 401)'
                             % (_label(ctr), probe['status']))
+        if 'current' in probe:
+            answer = probe['current']
+            facts[ctr['name']]['current_bearer'] = answer.get('status', answer.get('error'))
+            if answer.get('status') != 200:
+                findings.append('%s: /metrics answered %s to the current bearer (expected 200): the service holds '
+                                'another metricsBearer than the store' % (_label(ctr), answer.get('status') or
+                                                                          answer.get('error')))
+        retired = probe.get('retired') or []
+        if retired:
+            facts[ctr['name']]['retired_bearers'] = [a.get('status', a.get('error')) for a in retired]
+        accepted = [a for a in retired if a.get('status') == 200]
+        if accepted:
+            findings.append('%s: /metrics accepts %d retired bearer(s): the service was not restarted after the '
+                            'rotation' % (_label(ctr), len(accepted)))
     return judged('metrics.bearer', findings, {'endpoints': facts})

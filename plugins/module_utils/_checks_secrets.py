@@ -27,6 +27,7 @@ import posixpath
 from ansible_collections.caracal.hardened.plugins.module_utils._checks import judged, not_applicable
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import secret_variables
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import env_dict
+from ansible_collections.caracal.hardened.plugins.module_utils._layout import ROOT, STATE_FILE
 from ansible_collections.caracal.hardened.plugins.module_utils._secrets import (
     EVIDENCE_FIELDS,
     SecretValidationError,
@@ -40,9 +41,6 @@ from ansible_collections.caracal.hardened.plugins.module_utils._secrets import (
     trim,
     validate,
 )
-
-ROOT = 0
-STATE_FILE = 'state.json'
 
 
 def fmt_mode(mode):

@@ -53,6 +53,7 @@ from ansible_collections.caracal.hardened.plugins.module_utils._secrets import (
     trim,
     utcnow,
     validate,
+    validate_supplied,
 )
 from ansible_collections.caracal.hardened.plugins.module_utils._layout import (
     PRIVATE_DIR_MODE,
@@ -533,7 +534,7 @@ class SecretFiles(object):
         if name in self.restore:
             return self._restorable(name, current), 'restored', 'rollback'
         if name in self.supplied:
-            supplied = validate(name, self.supplied[name], spec)
+            supplied = validate_supplied(name, self.supplied[name], spec)
             if current is None:
                 return supplied, 'adopted', 'initial'
             if supplied == current:
@@ -774,7 +775,7 @@ class SecretFiles(object):
         (``caracal.hardened.rotation_journal``), so a run killed at any point leaves the next
         run the whole list of what is owed.
         """
-        value_changes = [n for n in self.changed_secrets]
+        value_changes = list(self.changed_secrets)
         self.value_writes = bool(value_changes or self.recovery_removals or self.records)
         if self.journal is None and not value_changes and not self.restart:
             return

@@ -133,6 +133,66 @@ def validate(name, value, spec):
     return value
 
 
+# The collection's own rules for values an operator supplies (stricter than Caracal's, which
+# checks only the KEK): a short repeating pattern has at most this many bytes per period, and an
+# ascending or descending run this many bytes or more makes a value weak.
+SUPPLIED_PERIOD_MAX = 8
+SUPPLIED_RUN_MIN = 8
+
+
+def _supplied_weakness(data):
+    """The collection's weak-value rule ``data`` (bytes) breaks, with its explanation, or ``None``."""
+    weak = _weakness(data)
+    if weak:
+        return weak
+    values = bytearray(data)
+    for period in range(1, min(SUPPLIED_PERIOD_MAX, len(values) // 2) + 1):
+        if all(values[i] == values[i % period] for i in range(len(values))):
+            return 'weak-pattern', 'a pattern of %d bytes repeated' % period
+    for step, rule in ((1, 'weak-ascending-run'), (-1, 'weak-descending-run')):
+        run = 1
+        for a, b in zip(values, values[1:]):
+            run = run + 1 if b == (a + step) % 256 else 1
+            if run >= SUPPLIED_RUN_MIN:
+                return rule, 'a run of %d or more %s bytes' % (
+                    SUPPLIED_RUN_MIN, 'ascending' if step == 1 else 'descending')
+    return None
+
+
+def validate_supplied(name, value, spec):
+    """``validate``, then the collection's weak-value rules for every hex secret an operator
+    supplies (all-zero, one repeated byte, a pattern of up to 8 bytes repeated, an ascending or
+    descending run of 8 bytes). Generated values are drawn at random and never need them."""
+    value = validate(name, value, spec)
+    if not is_derived(spec):
+        weak = _supplied_weakness(bytearray.fromhex(value))
+        if weak:
+            raise SecretValidationError(name, weak[0], 'the supplied value is weak (%s); use a random value (openssl rand '
+                                                       '-hex %d) or let the collection generate it'
+                                        % (weak[1], spec.get('bytes') or 32))
+    return value
+
+
+def supplied_problems(values, specs):
+    """Every problem of operator-supplied ``values`` (name to value) against ``specs``, as
+    ``'<name>: <rule>: <detail>'`` sentences that never carry a value."""
+    problems = []
+    for name in sorted(values):
+        spec = specs.get(name)
+        if spec is None:
+            problems.append('%s: unknown: not a secret of this release profile' % name)
+            continue
+        if is_derived(spec):
+            problems.append('%s: derived: built from %s, it cannot be supplied' % (
+                name, ', '.join(spec.get('derived_from') or [])))
+            continue
+        try:
+            validate_supplied(name, values[name], spec)
+        except SecretValidationError as exc:
+            problems.append('%s: %s: %s' % (exc.secret, exc.rule, exc.detail))
+    return problems
+
+
 def derive(spec, values):
     """Build a derived secret (a URL) from its ``template`` and the ``derived_from`` values."""
     missing = [src for src in spec['derived_from'] if not values.get(src)]

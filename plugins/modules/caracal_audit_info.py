@@ -19,6 +19,8 @@ description:
     (C(caracal.audit.events.dlq)) exist and are streams; their lengths and consumer groups are reported."
   - "C(audit.dlq): the dead-letter queue holds at most O(dlq_max_length) entries (growth means events failed 8
     deliveries, usually an audit HMAC key mismatch)."
+  - "C(audit.pending): the audit stream has a consumer group and none holds more than O(pending_max) pending entries
+    (its consumers keep up)."
   - The password is read from O(store_path), sent once in C(AUTH) and never returned, logged or put in a message.
 author:
   - caracal.hardened contributors (!UNKNOWN)
@@ -50,6 +52,10 @@ options:
     description: The largest acceptable number of entries in the dead-letter queue.
     type: int
     default: 0
+  pending_max:
+    description: The largest acceptable number of pending (delivered, unacknowledged) entries of a consumer group.
+    type: int
+    default: 1000
   timeout:
     description: Seconds to wait for Redis.
     type: float

@@ -28,7 +28,13 @@ description:
     C(access.sts_admin_token): C(STS_ADMIN_TOKEN) is empty. C(access.gateway_allowlist) (advisory, not required):
     C(UPSTREAM_HOST_ALLOWLIST) is set."
   - "C(metrics.bearer): C(/metrics) of every running service that reads the metrics bearer answers 401 without it
-    (asked on its loopback publish, or its container address)."
+    (asked on its loopback publish, or its container address). With O(store_path), it must answer 200 to the
+    current bearer of the store and 401 to the newest retired ones of O(archive_path) (a service that was not
+    restarted after a rotation still holds a retired bearer)."
+  - "C(health.ready): every long-running service of the contract runs, its container is healthy, and every
+    application's C(/ready) answers 200 (the failing service is named with the reason of its 503, values of the store
+    redacted); every one-shot job completed with exit status 0 (its container, or its systemd unit
+    C(<project>-<job>.service) once the engine removed the container). A stopped stack fails."
 author:
   - caracal.hardened contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -53,9 +59,19 @@ options:
     default: false
   timeout:
     description:
-      - Seconds to wait for each metrics endpoint.
+      - Seconds to wait for each metrics and readiness endpoint.
     type: float
     default: 5
+  store_path:
+    description:
+      - The secret store. When set, C(metrics.bearer) also asks with the current bearer, and values of the store are
+        redacted from the reasons of C(health.ready).
+    type: path
+  archive_path:
+    description:
+      - The secret archive. C(metrics.bearer) also asks with the newest retired bearers (three at most). Used with
+        O(store_path).
+    type: path
 '''
 
 EXAMPLES = r'''

@@ -24,6 +24,11 @@ description:
     with files O(mode), archive V(0700)/V(0600), evidence log V(0600). A world-readable file fails."
   - "C(secrets.views): each view holds only the files its service reads. C(secrets.runtime_profiles): the
     O(runtime_profiles) directories and their C(caracal.toml) and client secret are owner-only."
+  - "C(keys.journal): no rotation journal is open (C(journal.json) in O(archive_path)): an open one means a rotation
+    still owes credential syncs or restarts; the finding names them."
+  - "C(health.credentials): Postgres and Redis accept every credential the services' views hold (each Postgres URL is
+    a SCRAM login, each Redis URL an C(AUTH)), reached at their container address; a refusal names the service and the
+    secret, never the value."
   - "C(keys.present): every secret the host's services need is in the store, not empty, identical in each view and
     recorded in C(state.json). C(keys.hmac), C(keys.kek), C(keys.tokens): each value passes Caracal's own validation
     (hex, size, the weak-KEK patterns; URLs embed the current password), through the collection's validator."
@@ -100,6 +105,10 @@ options:
     type: list
     elements: path
     default: []
+  timeout:
+    description: Seconds to wait for Postgres and Redis in C(health.credentials).
+    type: float
+    default: 5
   scan_processes:
     description:
       - Search the environment and command line of every process (C(/proc)) for secret values, besides the

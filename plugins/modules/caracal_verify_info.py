@@ -55,6 +55,14 @@ options:
         description: As O(caracal.hardened.caracal_runtime_info#module:timeout).
         type: float
         default: 5
+      store_path:
+        description:
+          - As O(caracal.hardened.caracal_runtime_info#module:store_path); O(secrets.store_path) when not set.
+        type: path
+      archive_path:
+        description:
+          - As O(caracal.hardened.caracal_runtime_info#module:archive_path); O(secrets.archive_path) when not set.
+        type: path
   secrets:
     description:
       - The options of M(caracal.hardened.caracal_secrets_info).
@@ -105,6 +113,10 @@ options:
         description: As O(caracal.hardened.caracal_secrets_info#module:scan_processes).
         type: bool
         default: true
+      timeout:
+        description: As O(caracal.hardened.caracal_secrets_info#module:timeout).
+        type: float
+        default: 5
   network:
     description: The options of M(caracal.hardened.caracal_network_info).
     type: dict
@@ -195,6 +207,10 @@ options:
         description: As O(caracal.hardened.caracal_audit_info#module:dlq_max_length).
         type: int
         default: 0
+      pending_max:
+        description: As O(caracal.hardened.caracal_audit_info#module:pending_max).
+        type: int
+        default: 1000
       timeout:
         description: As O(caracal.hardened.caracal_audit_info#module:timeout).
         type: float
@@ -309,6 +325,7 @@ from ansible_collections.caracal.hardened.plugins.module_utils._checks_groups im
     AUDIT,
     CONTAINER_OPTIONS,
     GROUPS,
+    RUNTIME,
     SECRETS,
     SharedContainers,
 )
@@ -353,6 +370,10 @@ def plan(params, group, check_ids):
         own.update((name, params[name]) for name in CONTAINER_OPTIONS)
     if group is AUDIT and own['store_path'] is None:
         own['store_path'] = params[SECRETS.name]['store_path']
+    if group is RUNTIME:
+        for name in ('store_path', 'archive_path'):
+            if own[name] is None:
+                own[name] = params[SECRETS.name][name]
     try:
         missing = ['%s.%s' % (group.name, name) for name, option in sorted(group.options.items())
                    if option.get('required') and own[name] is None]

@@ -457,6 +457,7 @@ from ansible_collections.caracal.hardened.plugins.module_utils._secret_store imp
 from ansible_collections.caracal.hardened.plugins.module_utils._secrets import SecretValidationError
 from ansible_collections.caracal.hardened.plugins.module_utils._stamp import check as check_stamp, validated_watch
 
+
 def argument_spec():
     return {
         'profile': {'type': 'str', 'default': DEFAULT_PROFILE},

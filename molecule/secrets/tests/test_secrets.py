@@ -237,6 +237,9 @@ BAD_INPUTS = [
     ({'caracal_secrets_values': {'streamsHmacKey': 'zz' * 32}}, ['streamsHmacKey', 'hex']),
     ({'caracal_secrets_values': {'zoneKek': bytes(range(32)).hex()}}, ['zoneKek', 'weak-ascending']),
     ({'caracal_secrets_values': {'zoneKek': 'a1' + os.urandom(30).hex()}}, ['zoneKek', 'min-bytes']),
+    # The collection's own weak-value rules for supplied values (Caracal checks only the KEK).
+    ({'caracal_secrets_values': {'auditHmacKey': '00' * 32}}, ['auditHmacKey', 'weak-all-zeros']),
+    ({'caracal_secrets_values': {'caracalAdminToken': 'deadbeef' * 8}}, ['caracalAdminToken', 'weak-pattern']),
     ({'caracal_secrets_rotate': ['zoneKek']}, ['zoneKek', 'destructive']),
     ({'caracal_secrets_services': ['sts', 'frontend']}, ['unknown services', 'frontend']),
 ]

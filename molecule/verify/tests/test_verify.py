@@ -31,7 +31,7 @@ ROLE_TASKS = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..',
                                           'main.yml'))
 # What the role runs without a module on the host.
 CONTROLLER_ACTIONS = {'ansible.builtin.assert', 'ansible.builtin.set_fact', 'ansible.builtin.debug',
-                      'ansible.builtin.fail', 'caracal.hardened.report_files'}
+                      'ansible.builtin.import_tasks', 'ansible.builtin.fail', 'caracal.hardened.report_files'}
 READY_TIMEOUT = 240
 
 # Checks that cannot pass on this host by design: no runtime profile is configured.
@@ -148,6 +148,14 @@ def test_live_measurements_are_real(baseline):
     assert 'console.caracal.test' in cert['dns_names'] and cert['chain']['verified'] is True
     metrics = record(report, 'metrics.bearer')['evidence']['endpoints']
     assert sorted(e['status'] for e in metrics.values()) == [401] * 5
+    assert sorted(e['current_bearer'] for e in metrics.values()) == [200] * 5
+    ready = record(report, 'health.ready')['evidence']['services']
+    assert ready['dbMigrate'] == 'completed' and ready['postgres']['health'] == 'healthy'
+    assert sorted(s for s, f in ready.items() if isinstance(f, dict) and f.get('ready') == 200) == [
+        'api', 'audit', 'coordinator', 'gateway', 'sts', 'web']
+    logins = record(report, 'health.credentials')['evidence']['logins']
+    assert len(logins) >= 10 and all(item['accepted'] for item in logins)
+    assert set(item['server'] for item in logins) == {'postgres', 'redis'}
     audit = record(report, 'audit.streams')['evidence']
     assert audit['types'] == {'caracal.audit.events': 'stream', 'caracal.audit.events.dlq': 'stream'}
     users = record(report, 'containers.non_root')['evidence']['users']
@@ -222,6 +230,34 @@ def test_open_egress_fails(host, baseline):
     assert record(report, 'network.default_deny')['findings'] == [
         'host egress is open: an unconditional accept rule in chain output']
     assert failed(report) == ['network.blocked_ranges', 'network.default_deny']
+
+
+def test_a_wrong_database_password_in_a_view_fails_naming_the_service(host, baseline):
+    path = '%s/api/databaseUrl' % VIEWS
+    sh(host, 'cp -p {p} /root/databaseUrl.keep && sed -i "s#^\\(postgres://[^:]*:\\)[^@]*@#\\1wrongpassword@#" {p}'
+             .format(p=path))
+    try:
+        rc, out, report, _md = verify()
+    finally:
+        sh(host, 'cp -p /root/databaseUrl.keep {p} && rm -f /root/databaseUrl.keep'.format(p=path))
+    assert rc != 0
+    findings = record(report, 'health.credentials')['findings']
+    assert len(findings) == 1 and findings[0].startswith(
+        'api: postgres refuses the databaseUrl it holds as caracal (refused'), findings
+    # the view also no longer matches the store
+    assert failed(report) == ['health.credentials', 'keys.present']
+
+
+def test_a_stopped_service_fails_naming_it(host, baseline):
+    sh(host, 'docker stop caracal-coordinator-1 >/dev/null')
+    try:
+        rc, out, report, _md = verify()
+    finally:
+        sh(host, 'docker start caracal-coordinator-1 >/dev/null')
+        wait_healthy(host, 'coordinator')
+    assert rc != 0 and 'health.ready' in failed(report)
+    findings = record(report, 'health.ready')['findings']
+    assert 'coordinator is not running (caracal-coordinator-1 exited)' in findings, findings
 
 
 def test_warn_only_reports_without_failing(host, baseline):

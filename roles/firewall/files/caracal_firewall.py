@@ -44,6 +44,9 @@ DEFAULT_TABLE = 'caracal_filter'
 DEFAULT_FAMILY = 'inet'
 DEFAULT_STATE_DIR = '/run/caracal-firewall'
 ROLLBACK_UNIT = 'caracal-firewall-rollback'
+# A rule comment is written between double quotes in the ruleset: only these characters, so
+# that nothing in it can end the string and be read as a rule.
+COMMENT_RE = re.compile(r'\A[A-Za-z0-9 _.,:/()\[\]+@=-]{1,120}\Z')
 REVISION_RE = re.compile(r'comment "caracal\.hardened firewall (rev [0-9a-f]+)"')
 HOSTNAME_RE = re.compile(r'^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)'
                          r'(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$')
@@ -357,6 +360,10 @@ class _Plan(object):
             clean['dns_v4'], clean['dns_v6'] = _split(resolved)
             egress.append(clean)
 
+        for group in ingress + egress:
+            if not COMMENT_RE.match(str(group['comment'])):
+                self.errors.append('the comment of rule %s may only hold letters, digits, spaces and '
+                                   '_ . , : / ( ) [ ] + @ = - (1 to 120 characters)' % group['key'])
         if _unit_enabled('nftables.service'):
             self.warnings.append("Debian's nftables.service is enabled: restarting or reloading it runs "
                                  "'flush ruleset' from /etc/nftables.conf, which also removes Docker's rules "

@@ -88,8 +88,8 @@ def inspect(service, index=1, running=True, views=VIEWS):
     return {
         'Id': ('%064x' % (abs(hash(name)) % (1 << 200)))[:64],
         'Name': '/' + name,
-        'State': {'Status': 'running' if running else 'exited', 'Running': running, 'Pid': 0,
-                  'ExitCode': 0},
+        'State': dict({'Status': 'running' if running else 'exited', 'Running': running, 'Pid': 0,
+                       'ExitCode': 0}, **({'Health': {'Status': 'healthy'}} if running else {})),
         'Config': {
             'User': user,
             'Env': _env(service),
@@ -429,3 +429,31 @@ def statuses(result):
 
 def record_of(result, check_id):
     return [r for r in result['checks'] if r['id'] == check_id][0]
+
+
+class FakeDatastores(object):
+    """Postgres and Redis as the verification reaches them (``pg_login``, ``redis_auth`` of
+    ``_checks_groups`` replaced): each accepts the password it was given (the store's by
+    default); ``down`` makes one refuse connections; ``tried`` records (server, host, user, database)."""
+
+    def __init__(self, monkeypatch, values):
+        from ansible_collections.caracal.hardened.plugins.module_utils import _checks_groups
+        self.passwords = {'postgres': values.get('postgresPassword'), 'redis': values.get('redisPassword')}
+        self.down = set()
+        self.tried = []
+        monkeypatch.setattr(_checks_groups, 'pg_login', self.pg_login)
+        monkeypatch.setattr(_checks_groups, 'redis_auth', self.redis_auth)
+
+    def _answer(self, server, host, port, user, password, database=''):
+        self.tried.append((server, host, user, database))
+        if server in self.down:
+            return False, 'unreachable: connection refused at %s:%d' % (host, port)
+        if password != self.passwords[server]:
+            return False, 'refused: password authentication failed for user "%s"' % user
+        return True, 'accepted'
+
+    def pg_login(self, host, port, user, password, database, timeout=5.0):
+        return self._answer('postgres', host, port, user, password, database)
+
+    def redis_auth(self, host, port, password, timeout=5.0):
+        return self._answer('redis', host, port, 'default', password)

@@ -47,7 +47,7 @@ def test_compliant_streams_pass(monkeypatch, store, redis, check):
     kind, result = run_module(monkeypatch, mod.main, {'store_path': store, 'address': '127.0.0.1:%d' % server.port},
                               check=check)
     assert kind == 'exit' and result['changed'] is False
-    assert statuses(result) == {'audit.streams': 'pass', 'audit.dlq': 'pass'}
+    assert statuses(result) == {'audit.streams': 'pass', 'audit.dlq': 'pass', 'audit.pending': 'pass'}
     assert PASSWORD not in json.dumps(result)
 
 
@@ -73,7 +73,7 @@ def test_redis_found_through_the_engine(monkeypatch, store, redis):
     by_service(items, 'redis')['NetworkSettings']['Ports'] = {'6379/tcp': [{'HostIp': '127.0.0.1',
                                                                             'HostPort': str(server.port)}]}
     kind, result = run_module(monkeypatch, mod.main, {'store_path': store}, FakeHost.with_stack(items))
-    assert statuses(result) == {'audit.streams': 'pass', 'audit.dlq': 'pass'}
+    assert statuses(result) == {'audit.streams': 'pass', 'audit.dlq': 'pass', 'audit.pending': 'pass'}
     assert record_of(result, 'audit.streams')['evidence']['endpoint'] == '127.0.0.1:%d' % server.port
 
 

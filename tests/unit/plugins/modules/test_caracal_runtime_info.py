@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import sys
 
@@ -42,6 +43,9 @@ def metrics(monkeypatch):
     asked = []
 
     def http_get(host, port, path='/', headers=None, timeout=5.0, **kwargs):
+        if path == '/ready':
+            # every service is ready unless a test says otherwise (answers[(port, '/ready')])
+            return answers.get((port, path), {'status': 200, 'headers': []})
         asked.append((host, port, path, dict(headers or {})))
         return answers.get(port, {'status': 401, 'headers': []})
     monkeypatch.setattr(_checks_groups, 'http_get', http_get)
@@ -104,8 +108,48 @@ def test_engine_that_does_not_answer_fails(monkeypatch):
 
 def test_other_projects_are_not_this_deployment(monkeypatch, items, metrics):
     kind, result = run_module(monkeypatch, mod.main, {'project': 'other'}, FakeHost.with_stack(items))
-    assert set(statuses(result).values()) == {'not_applicable'}
+    # Nothing of project 'other' to judge the configuration of ...
+    assert set(s for i, s in statuses(result).items() if i != 'health.ready') == {'not_applicable'}
     assert "no container of the Caracal project 'other' in docker" in result['checks'][0]['detail']
+    # ... but a deployment that does not run is not a working one.
+    ready = record_of(result, 'health.ready')
+    assert ready['status'] == 'fail' and 'sts is not running (no container)' in ready['findings']
+
+
+def test_a_stopped_or_unready_service_fails_naming_it(monkeypatch, items, metrics):
+    api = by_service(items, 'api')
+    api['State'].update({'Status': 'exited', 'Running': False, 'ExitCode': 1})
+    api['State'].pop('Health')
+    by_service(items, 'coordinator')['State']['Health']['Status'] = 'unhealthy'
+    answers, _asked = metrics
+    answers[(8081, '/ready')] = {'status': 503, 'headers': [],
+                                 'body': '{"status": "unavailable", "reason": "redis: WRONGPASS invalid password"}'}
+    by_service(items, 'dbMigrate')['State']['ExitCode'] = 3
+    kind, result = run_module(monkeypatch, mod.main, {'checks': ['health']}, FakeHost.with_stack(items))
+    rec = record_of(result, 'health.ready')
+    assert rec['status'] == 'fail' and result['summary']['passed'] is False
+    assert rec['findings'] == [
+        'one-shot dbMigrate did not complete: container caracal-dbMigrate-1 is exited with exit status 3',
+        'api is not running (caracal-api-1 exited)',
+        'gateway: /ready answered 503: redis: WRONGPASS invalid password',
+        'coordinator is unhealthy (container caracal-coordinator-1)',
+    ]
+
+
+def test_a_job_whose_container_was_removed_is_judged_by_its_unit(monkeypatch, items, metrics):
+    items = [i for i in items if i['Config']['Labels']['com.docker.compose.service'] != 'dbMigrate']
+    shows = {'ActiveState=active': (0, 'Id=caracal-dbMigrate.service\nLoadState=loaded\nActiveState=active\n'
+                                       'Result=success\n', '')}
+    for answer, status in ((shows['ActiveState=active'], 'pass'),
+                           ((0, 'Id=caracal-dbMigrate.service\nLoadState=loaded\nActiveState=failed\n'
+                                'Result=exit-code\n', ''), 'fail'),
+                           ((0, 'Id=caracal-dbMigrate.service\nLoadState=not-found\n', ''), 'fail')):
+        fake = FakeHost.with_stack(items, binaries={'systemctl': '/usr/bin/systemctl'},
+                                   commands={('systemctl', 'show'): answer})
+        kind, result = run_module(monkeypatch, mod.main, {'checks': ['health.ready']}, fake)
+        assert record_of(result, 'health.ready')['status'] == status, (answer, result['checks'])
+    assert record_of(result, 'health.ready')['findings'] == [
+        'one-shot dbMigrate has no container and no completed unit: it never ran (or was removed)']
 
 
 def test_control_gate_on_disk(monkeypatch, items, metrics, tmp_path):
@@ -124,3 +168,41 @@ def test_control_gate_on_disk(monkeypatch, items, metrics, tmp_path):
 def test_unknown_check_fails(monkeypatch):
     kind, result = run_module(monkeypatch, mod.main, {'checks': ['tls']}, FakeHost())
     assert kind == 'fail' and 'unknown checks tls' in result['msg']
+
+
+def test_metrics_must_take_the_current_bearer_and_refuse_the_retired_ones(monkeypatch, items, tmp_path):
+    store, archive = tmp_path / 'store', tmp_path / 'archive'
+    (store).mkdir()
+    (archive / 'metricsBearer').mkdir(parents=True)
+    current, retired, stale = 'c0ffee' * 8, 'beef01' * 8, 'beef02' * 8
+    (store / 'metricsBearer').write_text(current + '\n')
+    (archive / 'metricsBearer' / '20261101T000000Z-aaaa').write_text(stale + '\n')
+    (archive / 'metricsBearer' / '20261201T000000Z-bbbb').write_text(retired + '\n')
+    # The api still runs with the retired bearer (not restarted after the rotation).
+    holds = {3000: retired}
+    asked = []
+
+    def http_get(host, port, path='/', headers=None, timeout=5.0, **kwargs):
+        if path == '/ready':
+            return {'status': 200, 'headers': []}
+        given = (headers or {}).get('Authorization', '')
+        asked.append((port, given))
+        return {'status': 200 if given == 'Bearer %s' % holds.get(port, current) else 401, 'headers': []}
+    monkeypatch.setattr(_checks_groups, 'http_get', http_get)
+    args = {'checks': ['metrics'], 'store_path': str(store), 'archive_path': str(archive)}
+    kind, result = run_module(monkeypatch, mod.main, args, FakeHost.with_stack(items))
+    rec = record_of(result, 'metrics.bearer')
+    assert rec['status'] == 'fail'
+    assert rec['findings'] == [
+        'api (caracal-api-1): /metrics answered 401 to the current bearer (expected 200): the service holds another '
+        'metricsBearer than the store',
+        'api (caracal-api-1): /metrics accepts 1 retired bearer(s): the service was not restarted after the rotation']
+    # Every endpoint was asked without a bearer, with the current one and with both retired ones, newest first.
+    assert sorted(set(p for p, _g in asked)) == [3000, 4000, 8080, 8081, 9090]
+    assert [g for p, g in asked if p == 8080] == ['', 'Bearer ' + current, 'Bearer ' + retired, 'Bearer ' + stale]
+    text = json.dumps(result)
+    assert current not in text and retired not in text and stale not in text
+    # Once the api is restarted with the current bearer, the check passes.
+    holds.clear()
+    kind, result = run_module(monkeypatch, mod.main, args, FakeHost.with_stack(items))
+    assert record_of(result, 'metrics.bearer')['status'] == 'pass'

@@ -20,6 +20,7 @@ from ansible_collections.caracal.hardened.plugins.modules import caracal_secrets
 from ansible_collections.caracal.hardened.plugins.module_utils._secrets import fingerprint  # noqa: E402
 
 from test_checks_fixtures import (  # noqa: E402
+    FakeDatastores,
     FakeHost,
     by_service,
     layout,
@@ -36,6 +37,7 @@ def lay(tmp_path, monkeypatch):
     procs = []
     monkeypatch.setattr(_checks_groups, 'scan_processes', lambda: (list(procs), 0))
     data['procs'] = procs
+    data['datastores'] = FakeDatastores(monkeypatch, data['values'])
     return data
 
 
@@ -57,7 +59,8 @@ def test_compliant_host_passes(monkeypatch, lay, check):
         'secrets.file_delivery': 'pass', 'secrets.no_inline_values': 'pass', 'secrets.permissions': 'pass',
         'secrets.views': 'pass', 'secrets.runtime_profiles': 'not_applicable', 'keys.present': 'pass',
         'keys.hmac': 'pass', 'keys.kek': 'pass', 'keys.tokens': 'pass', 'keys.rotation': 'pass',
-        'keys.evidence': 'pass', 'keys.kek_backup': 'not_applicable'}
+        'keys.evidence': 'pass', 'keys.kek_backup': 'not_applicable', 'keys.journal': 'pass',
+        'health.credentials': 'pass'}
     assert result['summary']['passed']
     leak_free(result, lay)
 
@@ -135,3 +138,64 @@ def test_services_limit_the_scope(monkeypatch, lay):
 def test_bad_options_fail(monkeypatch, lay, bad, msg):
     kind, result = run_module(monkeypatch, mod.main, args(lay, **bad), FakeHost())
     assert kind == 'fail' and msg in result['msg']
+
+
+def test_a_credential_the_server_refuses_fails_naming_the_service(monkeypatch, lay):
+    # The latent outage: the views hold the new password, Postgres still the old one.
+    lay['datastores'].passwords['postgres'] = 'ab' * 16
+    kind, result = run_module(monkeypatch, mod.main, args(lay, checks=['health.credentials']),
+                              FakeHost.with_stack(stack(lay['paths']['views_path'])))
+    rec = record_of(result, 'health.credentials')
+    assert rec['status'] == 'fail' and result['summary']['passed'] is False
+    services = sorted(set(f.split(':', 1)[0] for f in rec['findings']))
+    assert services == ['api', 'audit', 'coordinator', 'gateway', 'sts', 'web'], rec['findings']
+    assert 'sts: postgres refuses the databaseUrl it holds as caracal (refused: password authentication failed ' \
+           'for user "caracal")' in rec['findings']
+    # Redis accepted its credentials; each distinct credential was tried once, at the container address.
+    assert not [f for f in rec['findings'] if 'redis refuses' in f]
+    assert len(lay['datastores'].tried) == len(set(lay['datastores'].tried))
+    assert all(host.startswith('172.18.0.') for _s, host, _u, _d in lay['datastores'].tried)
+    leak_free(result, lay)
+
+
+def test_a_wrong_password_in_one_view_fails_that_service_only(monkeypatch, lay):
+    path = os.path.join(lay['paths']['views_path'], 'gateway', 'redisUrl')
+    os.chmod(path, 0o640)
+    with open(path, 'w') as handle:
+        handle.write('redis://:%s@redis:6379/0\n' % ('cd' * 16))
+    kind, result = run_module(monkeypatch, mod.main, args(lay, checks=['health.credentials']),
+                              FakeHost.with_stack(stack(lay['paths']['views_path'])))
+    assert record_of(result, 'health.credentials')['findings'] == [
+        'gateway: redis refuses the redisUrl it holds (refused: password authentication failed for user "default")']
+
+
+def test_a_datastore_that_does_not_run_fails(monkeypatch, lay):
+    items = [i for i in stack(lay['paths']['views_path'])
+             if i['Config']['Labels']['com.docker.compose.service'] != 'postgres']
+    kind, result = run_module(monkeypatch, mod.main, args(lay, checks=['health.credentials']), FakeHost.with_stack(items))
+    rec = record_of(result, 'health.credentials')
+    assert rec['findings'] == ['postgres does not run or has no address: its credentials cannot be checked']
+    lay['datastores'].down.add('redis')
+    kind, result = run_module(monkeypatch, mod.main, args(lay, checks=['health.credentials']),
+                              FakeHost.with_stack(stack(lay['paths']['views_path'])))
+    findings = record_of(result, 'health.credentials')['findings']
+    assert findings and all('redis refuses' in f and 'unreachable: connection refused' in f for f in findings)
+
+
+def test_an_open_rotation_journal_fails(monkeypatch, lay):
+    journal = {'version': 1, 'id': 'j-20261203T083000Z', 'opened': '2026-12-03T08:30:00Z', 'phase': 'applied',
+               'secrets': {'postgresPassword': {'old_fingerprint': 'a' * 16, 'new_fingerprint': 'b' * 16}},
+               'restart': ['postgres', 'sts', 'api'], 'sync': ['postgresPassword']}
+    path = os.path.join(lay['paths']['archive_path'], 'journal.json')
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), 'w') as handle:
+        json.dump(journal, handle)
+    kind, result = run_module(monkeypatch, mod.main, args(lay), FakeHost.with_stack(stack(lay['paths']['views_path'])))
+    assert [i for i, s in statuses(result).items() if s == 'fail'] == ['keys.journal']
+    assert record_of(result, 'keys.journal')['findings'] == [
+        'rotation journal j-20261203T083000Z (opened 2026-12-03T08:30:00Z, phase applied) is still open: '
+        'postgresPassword; restarts owed: postgres, sts, api; credential sync owed: postgresPassword']
+    with open(path, 'w') as handle:
+        handle.write('{not json')
+    kind, result = run_module(monkeypatch, mod.main, args(lay, checks=['keys.journal']),
+                              FakeHost.with_stack(stack(lay['paths']['views_path'])))
+    assert record_of(result, 'keys.journal')['findings'][0].startswith('the rotation journal %s cannot be read' % path)

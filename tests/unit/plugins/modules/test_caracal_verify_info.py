@@ -35,6 +35,7 @@ from ansible_collections.caracal.hardened.plugins.modules import caracal_verify_
 from test_checks_audit import DLQ, PASSWORD, STREAM, FakeRedis  # noqa: E402
 from test_checks_fixtures import (  # noqa: E402
     SS,
+    FakeDatastores,
     FakeHost,
     fake_processes,
     layout,
@@ -69,14 +70,22 @@ def world(tmp_path, monkeypatch, servers):
     monkeypatch.setattr(_checks_groups, 'scan_processes', lambda: ([], 0))
     real_http_get = _checks_groups.http_get
 
-    def http_get(host, port, path='/', **kwargs):
-        # the metrics endpoints of the stack answer 401; the edge is real
-        return {'status': 401, 'headers': []} if path == '/metrics' else real_http_get(host, port, path, **kwargs)
+    bearer = 'Bearer %s' % lay['values']['metricsBearer']
+
+    def http_get(host, port, path='/', headers=None, **kwargs):
+        # the services are ready; their metrics take the store's bearer only; the edge is real
+        if path == '/ready':
+            return {'status': 200, 'headers': []}
+        if path == '/metrics':
+            return {'status': 200 if (headers or {}).get('Authorization') == bearer else 401, 'headers': []}
+        return real_http_get(host, port, path, headers=headers, **kwargs)
     monkeypatch.setattr(_checks_groups, 'http_get', http_get)
+    FakeDatastores(monkeypatch, lay['values'])
     (tmp_path / 'store').mkdir(mode=0o700)
     (tmp_path / 'store' / 'redisPassword').write_text(PASSWORD + '\n')
     args = {
-        'runtime': {'timeout': 3},
+        'runtime': {'timeout': 3, 'store_path': lay['paths']['store_path'],
+                    'archive_path': lay['paths']['archive_path']},
         'secrets': dict(lay['paths']),
         'network': {},
         'tls': edge.args(),
@@ -213,7 +222,7 @@ def test_audit_reads_the_password_from_the_secrets_store_by_default(monkeypatch,
         handle.write(PASSWORD)
     kind, result = run_module(monkeypatch, mod.main, dict(args, checks=['audit']), host(world['items']))
     assert kind == 'exit'
-    assert statuses(result) == {'audit.streams': 'pass', 'audit.dlq': 'pass'}
+    assert statuses(result) == {'audit.streams': 'pass', 'audit.dlq': 'pass', 'audit.pending': 'pass'}
     assert result['engines'] == []
 
 

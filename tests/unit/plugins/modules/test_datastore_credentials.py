@@ -104,8 +104,10 @@ def store(tmp_path):
 def run(monkeypatch, servers, check=False, **args):
     monkeypatch.setattr(dc, 'pg_login', servers.pg_login)
     monkeypatch.setattr(dc, 'redis_auth', servers.redis_auth)
-    monkeypatch.setattr(basic.AnsibleModule, 'run_command',
-                        lambda self, argv, **kwargs: servers.run_command(self, argv, **kwargs))
+
+    def run_command(module, argv, **kwargs):
+        return servers.run_command(module, argv, **kwargs)
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
     outcome = {}
 
     def exit_json(self, **result):
@@ -181,7 +183,8 @@ def test_a_refused_redis_password_returns_redis_and_its_clients(monkeypatch, sto
 
 def test_role_names_are_checked_before_a_repair(monkeypatch, store):
     servers = FakeServers({'caracal': 'old' * 16}, REDIS_PW)
-    args = dict(full_args(store), postgres={'exec': EXEC, 'roles': ['caracal"; DROP ROLE x; --']})
+    args = full_args(store)
+    args['postgres'] = {'exec': EXEC, 'roles': ['caracal"; DROP ROLE x; --']}
     result = run(monkeypatch, servers, **args)
     assert result['failed'] and 'plain role names' in result['msg'] and servers.stdin == []
 
