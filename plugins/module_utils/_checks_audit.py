@@ -133,8 +133,9 @@ def check_streams(profile, facts, endpoint):
         'consumer_groups': facts.get('groups') or {}})
 
 
-def check_dlq(profile, facts, endpoint, max_length):
-    """``audit.dlq``: the dead-letter queue holds at most ``max_length`` entries."""
+def check_dlq(profile, facts, endpoint, max_length, previous=None):
+    """``audit.dlq``: the dead-letter queue holds at most ``max_length`` entries and, when the
+    length of the last verification is given (``previous``), it has not grown since."""
     dlq = profile['audit_dlq']
     if facts.get('error'):
         return judged('audit.dlq', ['cannot read %s at %s: %s' % (dlq, endpoint, facts['error'])],
@@ -147,7 +148,11 @@ def check_dlq(profile, facts, endpoint, max_length):
     if length > max_length:
         findings.append('%s holds %d entries (threshold %d): audit events fail after %d deliveries'
                         % (dlq, length, max_length, profile.get('audit_max_deliveries', 0)))
-    return judged('audit.dlq', findings, {'endpoint': endpoint, 'length': length, 'max_length': max_length})
+    if previous is not None and length > previous:
+        findings.append('%s grew from %d to %d entries since the last verification: audit events are failing now'
+                        % (dlq, previous, length))
+    return judged('audit.dlq', findings, {'endpoint': endpoint, 'length': length, 'max_length': max_length,
+                                          'previous_length': previous})
 
 
 def read_streams(client, profile):

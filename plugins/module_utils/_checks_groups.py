@@ -740,7 +740,7 @@ def _audit_run(module, params, prepared, gather):
             if check_id == 'audit.streams':
                 records.append(check_streams(profile, facts, endpoint))
             elif check_id == 'audit.dlq':
-                records.append(check_dlq(profile, facts, endpoint, p['dlq_max_length']))
+                records.append(check_dlq(profile, facts, endpoint, p['dlq_max_length'], p['dlq_previous_length']))
             elif check_id == 'audit.pending':
                 records.append(check_pending(profile, facts, endpoint, p['pending_max']))
     for rec in records:
@@ -753,6 +753,7 @@ AUDIT = Group('audit', AUDIT_IDS, {
     'address': {'type': 'str'},
     'dlq_max_length': {'type': 'int', 'default': 0},
     'pending_max': {'type': 'int', 'default': 1000},
+    'dlq_previous_length': {'type': 'int'},
     'timeout': {'type': 'float', 'default': 5},
 }, _audit_prepare, _audit_run)
 

@@ -52,6 +52,11 @@ options:
     description: The largest acceptable number of entries in the dead-letter queue.
     type: int
     default: 0
+  dlq_previous_length:
+    description:
+      - The length of the dead-letter queue at the last verification (the verify role reads it from the previous
+        report). When given, C(audit.dlq) also fails when the queue grew since.
+    type: int
   pending_max:
     description: The largest acceptable number of pending (delivered, unacknowledged) entries of a consumer group.
     type: int

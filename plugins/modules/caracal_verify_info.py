@@ -207,6 +207,9 @@ options:
         description: As O(caracal.hardened.caracal_audit_info#module:dlq_max_length).
         type: int
         default: 0
+      dlq_previous_length:
+        description: As O(caracal.hardened.caracal_audit_info#module:dlq_previous_length).
+        type: int
       pending_max:
         description: As O(caracal.hardened.caracal_audit_info#module:pending_max).
         type: int

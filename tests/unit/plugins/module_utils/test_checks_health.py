@@ -79,3 +79,15 @@ def test_credentials_are_read_from_the_views_urls():
         ('api', 'redisUrl', 'redis', '', 'rpw', '0'),
         ('redis', 'redisPassword', 'redis', '', 'rpw', ''),
     ]
+
+
+def test_a_dlq_that_grew_since_the_last_verification_fails():
+    from ansible_collections.caracal.hardened.plugins.module_utils._checks_audit import check_dlq
+    dlq = PROFILE['audit_dlq']
+    grown = {'types': {dlq: 'stream'}, 'lengths': {dlq: 7}}
+    assert check_dlq(PROFILE, grown, 'x:1', 10)['status'] == 'pass'
+    assert check_dlq(PROFILE, grown, 'x:1', 10, previous=7)['status'] == 'pass'
+    rec = check_dlq(PROFILE, grown, 'x:1', 10, previous=3)
+    assert rec['findings'] == ['%s grew from 3 to 7 entries since the last verification: audit events are failing now'
+                               % dlq]
+    assert rec['evidence']['previous_length'] == 3
