@@ -31,7 +31,7 @@ ROLE_TASKS = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..',
                                           'main.yml'))
 # What the role runs without a module on the host.
 CONTROLLER_ACTIONS = {'ansible.builtin.assert', 'ansible.builtin.set_fact', 'ansible.builtin.debug',
-                      'ansible.builtin.import_tasks', 'ansible.builtin.fail', 'caracal.hardened.report_files'}
+                      'ansible.builtin.include_tasks', 'ansible.builtin.fail', 'caracal.hardened.report_files'}
 READY_TIMEOUT = 240
 
 # Checks that cannot pass on this host by design: no runtime profile is configured.
