@@ -90,7 +90,7 @@ CHECKLIST = [
     {'ref': _row('posture', 'Access Enforcement', 'STS'),
      'expected': 'Fails closed on invalid client credentials, policy denial, revoked sessions, replay, invalid '
                  'delegation, and unsatisfied step-up.',
-     'checks': ['mode.fail_open', 'access.sts_admin_token'],
+     'checks': ['mode.fail_open', 'access.sts_admin_token', 'health.jwks'],
      'note': 'How the STS judges credentials, policies, sessions, replay, delegation and step-up is application '
              'behaviour that Caracal tests itself. A host can only show what the deployment decides: no fail-open '
              'switch (INSECURE_STS), a published mode, and the internal admin endpoints closed (empty '
@@ -311,6 +311,10 @@ CHECKS = {
         'title': 'Postgres and Redis accept every credential the services hold',
         'remediation': 'Run deploy.yml: it gives Postgres the stored password (a SCRAM verifier) and restarts Redis '
                        'consumers; a view that differs from the store is rewritten by the secrets role.'},
+    'health.jwks': {
+        'title': 'The STS serves its JWKS (public signing keys only)',
+        'remediation': 'Check the sts service (its logs and /ready); clients and the gateway cannot verify tokens '
+                       'without the JWKS. A key with private members must be rotated at once.'},
     'keys.journal': {
         'title': 'No rotation journal is open',
         'remediation': 'Run deploy.yml or rotate.yml again: the next run finishes the rotation the journal '

@@ -44,6 +44,7 @@ from ansible_collections.caracal.hardened.plugins.module_utils._checks import (
 )
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_health import (
     check_credentials,
+    check_jwks,
     check_journal,
     check_pending,
     check_ready,
@@ -194,13 +195,14 @@ RUNTIME_IDS = [
     'containers.non_root', 'containers.capabilities', 'containers.no_new_privileges', 'containers.read_only',
     'containers.limits', 'containers.replay_state',
     'access.control', 'access.sts_admin_token', 'access.gateway_allowlist',
-    'metrics.bearer', 'health.ready',
+    'metrics.bearer', 'health.ready', 'health.jwks',
 ]
 
 # Retired metrics bearers tried against each endpoint (the newest archived values).
 RETIRED_BEARERS = 3
-# What a /ready answer's body may add to a finding.
+# What a /ready answer's body may add to a finding; the largest JWKS document read.
 READY_BODY_LIMIT = 2048
+JWKS_BODY_LIMIT = 65536
 
 _RUNTIME_SIMPLE = {
     'mode.caracal_mode': check_mode,
@@ -308,6 +310,25 @@ def ready_probes(profile, containers, params):
     return probes
 
 
+def jwks_answers(profile, containers, params):
+    """The JWKS document of every running issuer (``None``: no address to reach it)."""
+    answers = {}
+    for ctr, host, port, _how in service_targets(profile, containers, lambda svc: bool(svc.get('jwks_path'))):
+        if host is None:
+            answers[ctr['name']] = None
+            continue
+        path = profile['services'][ctr['service']]['jwks_path']
+        answer = http_get(host, port, path, timeout=params['timeout'], body_limit=JWKS_BODY_LIMIT)
+        found = _answer(answer)
+        if answer.get('status') == 200:
+            try:
+                found['document'] = json.loads(answer.get('body') or '')
+            except ValueError:
+                found['document'] = None
+        answers[ctr['name']] = found
+    return answers
+
+
 def job_units(module, profile, project, containers):
     """``systemctl show`` of the unit of each one-shot job that has no container (Podman's
     Quadlet units remove a job's container once it completed)."""
@@ -341,6 +362,8 @@ def _runtime_run(module, params, prepared, gather):
             records.append(check_control(profile, containers, present, enabled=params['control_enabled'], **common))
         elif check_id == 'metrics.bearer':
             records.append(check_metrics(profile, containers, metrics_probes(profile, containers, params), **common))
+        elif check_id == 'health.jwks':
+            records.append(check_jwks(profile, containers, jwks_answers(profile, containers, params), **common))
         elif check_id == 'health.ready':
             records.append(check_ready(profile, containers, ready_probes(profile, containers, params),
                                        job_units(module, profile, params['project'], containers), **common))

@@ -209,3 +209,57 @@ def check_pending(profile, facts, endpoint, pending_max):
             findings.append('consumer group %s of %s has %d pending entries (bound %d): its consumers are not keeping up'
                             % (group.get('name'), stream, pending, pending_max))
     return judged('audit.pending', findings, {'endpoint': endpoint, 'pending_max': pending_max, 'groups': groups})
+
+
+# ---------------------------------------------------------------- JWKS
+
+# Members of a JWK that belong to its private or symmetric part: a JWKS must never carry them.
+PRIVATE_JWK_MEMBERS = ('d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k')
+
+
+def _jwks_findings(label, answer):
+    if answer is None:
+        return ['%s: no address to reach its JWKS from the host' % label]
+    if 'status' not in answer:
+        return ['%s: the JWKS did not answer (%s)' % (label, answer.get('error') or 'not probed')]
+    if answer['status'] != 200:
+        return ['%s: the JWKS answered %s (expected 200)' % (label, answer['status'])]
+    keys = (answer.get('document') or {}).get('keys') if isinstance(answer.get('document'), dict) else None
+    if not isinstance(keys, list) or not keys:
+        return ['%s: the JWKS holds no key (clients cannot verify the tokens it issues)' % label]
+    findings = []
+    for index, key in enumerate(keys):
+        if not isinstance(key, dict) or not key.get('kty') or not key.get('kid'):
+            findings.append('%s: JWKS key %d has no kty or kid' % (label, index))
+            continue
+        exposed = sorted(m for m in PRIVATE_JWK_MEMBERS if m in key)
+        if exposed:
+            findings.append('%s: JWKS key %s publishes private members (%s)' % (label, key['kid'], ', '.join(exposed)))
+    return findings
+
+
+def check_jwks(profile, containers, answers, project='caracal', engines=None):
+    """``health.jwks``: every service of the contract with a ``jwks_path`` that runs here serves a
+    JWKS of public keys. ``answers`` maps a container's name to ``{'status', 'document'}``,
+    ``{'error'}`` or ``None`` (no address)."""
+    wanted = [n for n, s in profile['services'].items() if s.get('jwks_path')]
+    ctrs = [c for c in containers if c['service'] in wanted]
+    if not ctrs:
+        reason = ('no container engine (docker, podman) on this host' if not engines else
+                  'no container of %s (project %r) on this host' % (' or '.join(wanted) or 'a JWKS issuer', project))
+        return not_applicable('health.jwks', reason, {'engines': engines or [], 'project': project})
+    findings, facts = [], {}
+    for ctr in ctrs:
+        label = ctr['service'] if ctr['service'] == ctr['name'] else '%s (%s)' % (ctr['service'], ctr['name'])
+        if not ctr['running']:
+            findings.append('%s does not run: its JWKS is not served' % label)
+            continue
+        answer = answers.get(ctr['name'])
+        found = _jwks_findings(label, answer)
+        findings.extend(found)
+        document = (answer or {}).get('document')
+        keys = document.get('keys') if isinstance(document, dict) else None
+        kids = [k.get('kid') for k in keys if isinstance(k, dict)] if isinstance(keys, list) else []
+        facts[ctr['name']] = {'status': (answer or {}).get('status'), 'keys': kids,
+                              'path': profile['services'][ctr['service']]['jwks_path']}
+    return judged('health.jwks', findings, {'project': project, 'issuers': facts})

@@ -226,6 +226,9 @@ PROFILES = {
                 'volumes': {'sts-replay': '/var/lib/caracal'},
                 'networks': ['data', 'app'],
                 'env': {'ISSUER_URL': '{issuer_url}', 'STS_ADMIN_TOKEN': ''},
+                # The issuer's signing keys, which clients and the gateway fetch (the path the 1.0
+                # contract documents; the rotation procedure checks it after a roll).
+                'jwks_path': '/.well-known/jwks.json',
                 'runtime': _APP_RUNTIME,
             },
             'api': {

@@ -441,6 +441,15 @@ def test_metrics_needs_the_bearer(stack, service):
     assert status == 200 and b'caracal_standin_up' in body
 
 
+def test_the_sts_serves_a_jwks_of_public_keys(stack):
+    path = PROFILE['services']['sts']['jwks_path']
+    status, dummy, body = http(url(stack, 'sts', path))
+    keys = json.loads(body.decode())['keys']
+    assert status == 200 and keys and all(k['kty'] and k['kid'] and 'd' not in k for k in keys)
+    # only the issuer serves it
+    assert http(url(stack, 'api', path))[0] == 404
+
+
 @pytest.mark.parametrize('service,path,secret', [
     (s, path, sname) for s in APPS
     for path, sname in (('/admin/ping', 'caracalAdminToken'), ('/coordinator/ping', 'caracalCoordinatorToken'))

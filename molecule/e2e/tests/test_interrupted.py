@@ -210,8 +210,10 @@ def restart_hosts(hosts):
         on_host(host, "grep -q ' /run .*shared:' /proc/self/mountinfo || mount --make-rshared /run")
 
 
+# The fixtures below do not depend on each other: pytest runs the tests in file order, each
+# fixture set up once (a dependency on a parametrized fixture would set it up once per param).
 @pytest.fixture(scope='module')
-def host_restarted(after_secrets):
+def host_restarted():
     return interrupted('rotate', BEFORE_BACKEND, {'caracal_secrets_rotate': ['postgresPassword']},
                        resume='deploy', between=restart_hosts)
 
@@ -223,7 +225,7 @@ def test_a_host_restarted_mid_rotation_comes_back_on_the_new_values(host_restart
 # ------------------------------------------------------------------ killed during the credential sync
 
 @pytest.fixture(scope='module', params=HOSTS)
-def during_sync(request, host_restarted):
+def during_sync(request):
     role = 'caracal.hardened.%s' % HOSTVARS[request.param]['caracal_backend']
     return interrupted('rotate', r'^TASK \[%s : Check \(and repair\) the datastore credentials' % re.escape(role),
                        {'caracal_secrets_rotate': ['redisPassword']}, resume='deploy', limit=request.param)
@@ -249,7 +251,7 @@ def restart_engines(hosts):
 
 
 @pytest.fixture(scope='module', params=HOSTS)
-def between_restarts(request, during_sync):
+def between_restarts(request):
     streams = 'streamsHmacKey'
     order = [s for s in roll_order(PROFILE, [streams]) if s in APPS]
     assert len(order) >= 2
@@ -278,7 +280,7 @@ def pinned(fingerprints):
 
 
 @pytest.fixture(scope='module')
-def during_rollback(between_restarts):
+def during_rollback():
     """The second host becomes a replica of the first; its gateway refuses the new value; the
     rotation fails there, so both hosts roll back (all or nothing); the run is killed while the
     consumers are rolled back; the next plain rotate.yml finishes the rollback on both."""

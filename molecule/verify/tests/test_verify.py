@@ -153,6 +153,9 @@ def test_live_measurements_are_real(baseline):
     assert ready['dbMigrate'] == 'completed' and ready['postgres']['health'] == 'healthy'
     assert sorted(s for s, f in ready.items() if isinstance(f, dict) and f.get('ready') == 200) == [
         'api', 'audit', 'coordinator', 'gateway', 'sts', 'web']
+    issuers = record(report, 'health.jwks')['evidence']['issuers']
+    assert list(issuers) == ['caracal-sts-1'] and issuers['caracal-sts-1']['status'] == 200
+    assert len(issuers['caracal-sts-1']['keys']) == 1
     logins = record(report, 'health.credentials')['evidence']['logins']
     assert len(logins) >= 10 and all(item['accepted'] for item in logins)
     assert set(item['server'] for item in logins) == {'postgres', 'redis'}

@@ -521,6 +521,12 @@ def make_handler(svc):
                 if not self.bearer_ok('caracalAdminToken', var_index=-1):
                     return self.unauthorized()
                 return self.send(200, {'status': 'ok', 'service': svc.name})
+            jwks = svc.profile['services'][svc.name].get('jwks_path')
+            if jwks and path == jwks:
+                # One signing key whose id follows the key material the STS holds (never the value).
+                return self.send(200, {'keys': [{'kty': 'OKP', 'crv': 'Ed25519', 'use': 'sig', 'alg': 'EdDSA',
+                                                 'kid': svc.fingerprints().get('gatewayStsHmacKey', 'sts'),
+                                                 'x': 'c3RhbmQtaW4tc2lnbmluZy1rZXktbm90LWEtcmVhbC1rZXk'}]})
             if path == '/standin/fingerprints':
                 return self.send(200, svc.fingerprints())
             if path == '/standin/info':

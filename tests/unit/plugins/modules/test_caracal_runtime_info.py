@@ -31,6 +31,9 @@ from test_checks_fixtures import (  # noqa: E402
 )
 
 
+JWKS_BODY = '{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "AAAA"}]}'
+
+
 @pytest.fixture
 def items(monkeypatch):
     """The compliant stack with process ids whose /proc/<pid>/status is faked."""
@@ -43,9 +46,10 @@ def metrics(monkeypatch):
     asked = []
 
     def http_get(host, port, path='/', headers=None, timeout=5.0, **kwargs):
-        if path == '/ready':
-            # every service is ready unless a test says otherwise (answers[(port, '/ready')])
-            return answers.get((port, path), {'status': 200, 'headers': []})
+        if path in ('/ready', '/.well-known/jwks.json'):
+            # every service is ready and the STS serves its JWKS unless a test says otherwise
+            # (answers[(port, path)])
+            return answers.get((port, path), {'status': 200, 'headers': [], 'body': JWKS_BODY})
         asked.append((host, port, path, dict(headers or {})))
         return answers.get(port, {'status': 401, 'headers': []})
     monkeypatch.setattr(_checks_groups, 'http_get', http_get)
@@ -183,8 +187,8 @@ def test_metrics_must_take_the_current_bearer_and_refuse_the_retired_ones(monkey
     asked = []
 
     def http_get(host, port, path='/', headers=None, timeout=5.0, **kwargs):
-        if path == '/ready':
-            return {'status': 200, 'headers': []}
+        if path in ('/ready', '/.well-known/jwks.json'):
+            return {'status': 200, 'headers': [], 'body': JWKS_BODY}
         given = (headers or {}).get('Authorization', '')
         asked.append((port, given))
         return {'status': 200 if given == 'Bearer %s' % holds.get(port, current) else 401, 'headers': []}
@@ -206,3 +210,28 @@ def test_metrics_must_take_the_current_bearer_and_refuse_the_retired_ones(monkey
     holds.clear()
     kind, result = run_module(monkeypatch, mod.main, args, FakeHost.with_stack(items))
     assert record_of(result, 'metrics.bearer')['status'] == 'pass'
+
+
+@pytest.mark.parametrize('answer, finding', [
+    ({'status': 404, 'headers': []}, 'sts (caracal-sts-1): the JWKS answered 404 (expected 200)'),
+    ({'status': 200, 'headers': [], 'body': '{"keys": []}'},
+     'sts (caracal-sts-1): the JWKS holds no key (clients cannot verify the tokens it issues)'),
+    ({'status': 200, 'headers': [], 'body': 'not json'},
+     'sts (caracal-sts-1): the JWKS holds no key (clients cannot verify the tokens it issues)'),
+    ({'status': 200, 'headers': [], 'body': '{"keys": [{"kty": "OKP", "kid": "k1", "x": "AA", "d": "secret"}]}'},
+     'sts (caracal-sts-1): JWKS key k1 publishes private members (d)'),
+    ({'error': 'timed out'}, 'sts (caracal-sts-1): the JWKS did not answer (timed out)'),
+])
+def test_a_missing_empty_or_private_jwks_fails(monkeypatch, items, metrics, answer, finding):
+    answers, _asked = metrics
+    answers[(8080, '/.well-known/jwks.json')] = answer
+    kind, result = run_module(monkeypatch, mod.main, {'checks': ['health.jwks']}, FakeHost.with_stack(items))
+    rec = record_of(result, 'health.jwks')
+    assert rec['status'] == 'fail' and rec['findings'] == [finding]
+    assert 'secret' not in json.dumps(result)
+
+
+def test_jwks_is_not_applicable_without_the_sts_on_this_host(monkeypatch, items, metrics):
+    items = [i for i in items if i['Config']['Labels']['com.docker.compose.service'] != 'sts']
+    kind, result = run_module(monkeypatch, mod.main, {'checks': ['health.jwks']}, FakeHost.with_stack(items))
+    assert record_of(result, 'health.jwks')['status'] == 'not_applicable'

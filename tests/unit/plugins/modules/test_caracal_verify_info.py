@@ -74,8 +74,8 @@ def world(tmp_path, monkeypatch, servers):
 
     def http_get(host, port, path='/', headers=None, **kwargs):
         # the services are ready; their metrics take the store's bearer only; the edge is real
-        if path == '/ready':
-            return {'status': 200, 'headers': []}
+        if path in ('/ready', '/.well-known/jwks.json'):
+            return {'status': 200, 'headers': [], 'body': '{"keys": [{"kty": "OKP", "kid": "k1", "x": "AAAA"}]}'}
         if path == '/metrics':
             return {'status': 200 if (headers or {}).get('Authorization') == bearer else 401, 'headers': []}
         return real_http_get(host, port, path, headers=headers, **kwargs)
