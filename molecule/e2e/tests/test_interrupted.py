@@ -286,13 +286,13 @@ def during_rollback():
     consumers are rolled back; the next plain rotate.yml finishes the rollback on both."""
     source, replica = HOSTS[0], HOSTS[-1]
     assert source != replica, 'this test needs two hosts'
-    rc, out = playbook('deploy', extra=shared(source))[:2]
-    assert rc == 0, out[-4000:]
+    # One deploy makes the second host a replica (it takes the source's values) and pins its
+    # gateway to the value both then hold.
     old = host_files(source)['store'][REFUSED]
-    assert host_files(replica)['store'] == host_files(source)['store']
     pins = dict(pinned({replica: old}), **shared(source))
-    rc, out = playbook('rotate', extra=pins)[:2]
+    rc, out = playbook('deploy', extra=pins)[:2]
     assert rc == 0, out[-4000:]
+    assert host_files(replica)['store'] == host_files(source)['store']
     run = interrupted('rotate', r'^TASK \[Roll the consumers back\]', dict(pins, caracal_secrets_rotate=[REFUSED]),
                       resume='rotate', resume_extra=pins)
     run['old'] = old
