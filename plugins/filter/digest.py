@@ -31,11 +31,12 @@ options:
     description:
       - Regular expressions; the keys of a mapping input that match one (in full) are left out. The default leaves out
         the facts of this collection's roles that change from run to run without changing what the roles manage
-        (registered results, what the secrets role changed, rotates or plans to restart, the verification report,
-        the rotation playbook's facts); what the secrets role changed forces a full run of the backends apart.
+        (registered results, what the secrets role changed, rotates or plans to restart, the open rotation journal,
+        the verification report, the rotation playbook's facts); what the secrets role changed and an open journal
+        force a full run of the backends apart.
     type: list
     elements: str
-    default: ['caracal_secrets_(result|inventory|changed|restart|shared|rotate|rotate_reason)', 'caracal_verify_report',
+    default: ['caracal_secrets_(result|inventory|changed|restart|shared|rotate|rotate_reason|journal)', 'caracal_verify_report',
               'caracal_rotate_[a-z_]+', 'caracal_playbook_warn_only']
 author:
   - caracal.hardened contributors (!UNKNOWN)
@@ -92,7 +93,7 @@ def _files(root):
 
 
 # The facts of the roles that change from run to run without changing what the roles manage.
-VOLATILE = ('caracal_secrets_(result|inventory|changed|restart|shared|rotate|rotate_reason)', 'caracal_verify_report',
+VOLATILE = ('caracal_secrets_(result|inventory|changed|restart|shared|rotate|rotate_reason|journal)', 'caracal_verify_report',
             'caracal_rotate_[a-z_]+', 'caracal_playbook_warn_only')
 
 

@@ -61,3 +61,11 @@ def test_the_roles_run_to_run_facts_are_left_out_by_default():
     # Only the whole name counts: a variable that merely starts like one is kept.
     assert digest(dict(base, caracal_secrets_rotate_days=3)) != digest(base)
     assert digest(dict(base, caracal_secrets_result={'x': 1}), exclude=[]) != digest(base)
+
+
+def test_the_open_rotation_journal_is_not_an_input():
+    # A journal is finished by the backends' own rule (an open journal forces their full run); as
+    # a stamp input it would make the run after a fresh deploy a full one for every role.
+    from ansible_collections.caracal.hardened.plugins.filter.digest import digest
+    base = {'caracal_web_url': 'https://console.example.com'}
+    assert digest(dict(base, caracal_secrets_journal={'id': 'j1'})) == digest(dict(base, caracal_secrets_journal=None))
