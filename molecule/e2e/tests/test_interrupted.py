@@ -32,7 +32,7 @@ import yaml
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import roll_order
 from caracal_molecule import inventory
 from test_e2e import (
-    APPS, ARCHIVE, HOSTS, HOSTVARS, PIN, PLAYBOOKS, PROFILE, REFUSED, SERVICES, all_values, consumers, flat, leaked,
+    APPS, ARCHIVE, HOSTS, HOSTVARS, PLAYBOOKS, PROFILE, SERVICES, all_values, consumers, leaked,
     observe, on_host, playbook, report,
 )
 
