@@ -27,6 +27,7 @@ __metaclass__ = type
 from ansible.module_utils.six.moves.urllib.parse import unquote, urlsplit
 
 from ansible_collections.caracal.hardened.plugins.module_utils._checks import judged, not_applicable
+from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import REPLAY_INIT, _label
 from ansible_collections.caracal.hardened.plugins.module_utils._secrets import trim
 
 # Longest reason of a 503 /ready answer kept in a finding.
@@ -105,10 +106,10 @@ def check_ready(profile, containers, probes, units=None, project='caracal', engi
                     findings.append('%s: /ready answered %s%s' % (name, answer['status'], shown))
                 fact['ready'] = (answer or {}).get('status')
             facts[name] = fact
-    for ctr in by_service.get('replayInit', []):
+    for ctr in by_service.get(REPLAY_INIT, []):
         if not ctr['running'] and ctr.get('exit_code') not in (0, None):
-            findings.append('one-shot replayInit failed: container %s exited with status %s'
-                            % (ctr['name'], ctr['exit_code']))
+            findings.append('one-shot %s failed: container %s exited with status %s'
+                            % (REPLAY_INIT, ctr['name'], ctr['exit_code']))
     return judged('health.ready', findings, {'project': project, 'services': facts})
 
 
@@ -250,7 +251,7 @@ def check_jwks(profile, containers, answers, project='caracal', engines=None):
         return not_applicable('health.jwks', reason, {'engines': engines or [], 'project': project})
     findings, facts = [], {}
     for ctr in ctrs:
-        label = ctr['service'] if ctr['service'] == ctr['name'] else '%s (%s)' % (ctr['service'], ctr['name'])
+        label = _label(ctr)
         if not ctr['running']:
             findings.append('%s does not run: its JWKS is not served' % label)
             continue
