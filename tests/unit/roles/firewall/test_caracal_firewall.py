@@ -1351,3 +1351,16 @@ def test_live_set_reads_plain_and_annotated_members(host):
     host.sets['empty'] = []
     assert fw._live_set('inet', 'caracal_filter', 'empty') == set()
     assert fw._live_set('inet', 'caracal_filter', 'absent') is None
+
+
+# --------------------------------------------------------------------------- regressions
+
+def test_empty_web_ports_close_the_edge(host):
+    """argument_specs: an empty caracal_firewall_web_ports closes the edge (it used to fail the plan)."""
+    result = plan(caracal_firewall_web_ports=[])
+    assert result['errors'] == []
+    web = groups(result, 'ingress')['web']
+    assert (web['v4'], web['v6']) == ([], [])
+    _body, _revision, ruleset = render(result)
+    assert 'web_src' not in ruleset and 'web edge' not in ruleset
+    assert [rule for rule in chain_block(ruleset, 'ingress') if 'dport 22 ' not in rule] == []
