@@ -1364,3 +1364,15 @@ def test_empty_web_ports_close_the_edge(host):
     _body, _revision, ruleset = render(result)
     assert 'web_src' not in ruleset and 'web edge' not in ruleset
     assert [rule for rule in chain_block(ruleset, 'ingress') if 'dport 22 ' not in rule] == []
+
+
+@pytest.mark.parametrize('extra, error', [
+    ({'name': 'app', 'ports': ['\u00b2']}, "caracal_firewall_egress_extra[app]: port '\u00b2' is not an integer between 1 and 65535"),
+    ({'name': 'app', 'ports': [1], 'host_port': True, 'destinations': ['192.0.2.1:\u00b2']},
+     "caracal_firewall_egress_extra[app]: '192.0.2.1:\u00b2' has an invalid port"),
+    ({'ports': [1], 'host_port': True, 'destinations': ['192.0.2.1:25']},
+     "caracal_firewall_egress_extra[0]: name '_25' must match %s (it becomes an nft set name)" % NAME_PATTERN),
+])
+def test_malformed_rules_are_plan_errors_not_tracebacks(host, extra, error):
+    """A digit int() cannot read (superscript two) and a host_port rule without a name used to raise."""
+    assert only_error(plan(caracal_firewall_egress_extra=[extra])) == error
