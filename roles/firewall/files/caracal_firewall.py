@@ -301,7 +301,7 @@ class _Plan(object):
             ok = False
         else:
             # Inventories often carry ports as strings: accept digits, refuse anything else.
-            ports = [int(p) if isinstance(p, str) and p.strip().isdigit() else p for p in ports]
+            ports = [int(p) if isinstance(p, str) and p.strip().isdecimal() else p for p in ports]
             for port in ports:
                 if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
                     self.errors.append('%s: port %r is not an integer between 1 and 65535' % (label, port))
@@ -410,14 +410,14 @@ class _Plan(object):
                     host, port = entry.split(':', 1)
                 if port is None:
                     plain.append(entry)
-                elif port.isdigit() and 1 <= int(port) <= 65535:
+                elif port.isdecimal() and 1 <= int(port) <= 65535:
                     by_port.setdefault(int(port), []).append(host)
                 else:
                     self.errors.append("%s: '%s' has an invalid port" % (item.get('label', label), entry))
             if plain:
                 yield label, dict(item, destinations=plain), builtin
             for port in sorted(by_port):
-                yield label, dict(item, name='%s_%d' % (item['name'], port), ports=[port],
+                yield label, dict(item, name='%s_%d' % (item.get('name', ''), port), ports=[port],
                                   destinations=by_port[port],
                                   comment='%s, port %d' % (item.get('comment', label), port)), builtin
 
