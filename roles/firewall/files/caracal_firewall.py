@@ -558,6 +558,10 @@ def cmd_apply(args):
         ])
         if rc != 0:
             _log('could not arm the rollback timer, refusing to apply:\n%s' % err)
+            if pending:
+                # The earlier apply is still unconfirmed and its timer is now stopped: go back to
+                # the confirmed ruleset now rather than leave an unconfirmed one with no way back.
+                _restore(paths, [paths['previous']])
             return 1
         deadline = int(time.time()) + args.timeout
         rc, _out, err = _run([NFT, '-f', args.candidate])
@@ -594,16 +598,20 @@ def cmd_rollback(args):
         if os.path.exists(paths['confirmed']):
             _log('the ruleset was confirmed; nothing to roll back')
             return 0
-        sources = [paths['previous'], args.fallback]
-        for source in sources:
-            if source and os.path.exists(source):
-                rc, _out, err = _run([NFT, '-f', source])
-                if rc == 0:
-                    _write(paths['rolled_back'], '%s from %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S%z'), source))
-                    _remove(paths['previous'])
-                    _log('unconfirmed ruleset rolled back (restored %s)' % source)
-                    return 0
-                _log('could not restore %s:\n%s' % (source, err))
+        return _restore(paths, [paths['previous'], args.fallback])
+
+
+def _restore(paths, sources):
+    """Load the first of ``sources`` that nft accepts (the caller holds the lock); 0 when one did."""
+    for source in sources:
+        if source and os.path.exists(source):
+            rc, _out, err = _run([NFT, '-f', source])
+            if rc == 0:
+                _write(paths['rolled_back'], '%s from %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S%z'), source))
+                _remove(paths['previous'])
+                _log('unconfirmed ruleset rolled back (restored %s)' % source)
+                return 0
+            _log('could not restore %s:\n%s' % (source, err))
     return 1
 
 

@@ -1108,6 +1108,18 @@ def test_apply_stops_when_the_rollback_cannot_be_armed(staged, capsys):
     assert staged.loaded == []
 
 
+def test_a_second_apply_that_cannot_arm_restores_the_confirmed_table(staged, capsys):
+    # The first apply is unconfirmed; the second stops its timer and then cannot arm its own:
+    # the confirmed table goes back at once instead of an unconfirmed one staying with no timer.
+    assert cli(capsys, *apply_args(staged))[0] == 0
+    staged.arm_err = 'Failed to start transient timer unit: Access denied'
+    rc, out, err = cli(capsys, *apply_args(staged))
+    assert (rc, out) == (1, None)
+    assert 'could not arm the rollback timer' in err and 'unconfirmed ruleset rolled back' in err
+    assert staged.loaded[-1] == HEAD + LIVE and state(staged, 'previous') is None
+    assert state(staged, 'rolled-back') is not None and staged.active == {}
+
+
 def test_apply_that_nft_cannot_load_leaves_no_rollback_behind(staged, capsys):
     staged.load_err[staged.candidate] = 'Error: Could not process rule: No such file or directory'
     rc, out, err = cli(capsys, *apply_args(staged))
