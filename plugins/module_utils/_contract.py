@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import re
 
 # The formats a secret can have.
 #   hex:     random bytes written as lower-case hex (``bytes`` generated, ``min_bytes``
@@ -431,6 +432,42 @@ def fail_open_hits(profile, env):
         elif value not in FALSE_WORDS:
             hits.append((name, '=%s' % env[name]))
     return hits
+
+
+# What a registry override and a pinned digest may look like: they end up in generated files
+# (compose.yaml, Quadlet units), so nothing else is let through.
+REGISTRY_RE = re.compile(r'\A[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*/?\Z')
+DIGEST_RE = re.compile(r'\Asha256:[0-9a-f]{64}\Z')
+
+
+def image_reference(profile, service, registry=None, release=None, digests=None):
+    """The image reference of ``service`` in the resolved ``profile``.
+
+    ``registry`` overrides the profile's default registry (``''``: none), ``release`` its
+    default release, and ``digests`` (``{image name: 'sha256:...'}``) pins images.
+    """
+    if service not in profile['services']:
+        raise ContractError('profile %s has no service %s' % (profile['name'], service))
+    name = profile['services'][service]['image']
+    registry = profile['default_registry'] if registry is None else registry
+    if registry and not REGISTRY_RE.match(registry):
+        raise ContractError('caracal_registry %r is not a registry name (a host with an optional port and path, '
+                            'for example registry.example.com:5000/caracal; lower case, no scheme, no spaces or '
+                            'quotes)' % (registry,))
+    if registry and not registry.endswith('/'):
+        registry += '/'
+    release = release or profile['default_release']
+    if release not in profile['releases']:
+        raise ContractError('release %s is not part of profile %s (known: %s)'
+                            % (release, profile['name'], ', '.join(profile['releases'])))
+    ref = '%s%s:%s' % (registry, name, profile['image_tag_format'].format(release=release))
+    digest = (digests or {}).get(name)
+    if digest:
+        if not DIGEST_RE.match(str(digest)):
+            raise ContractError('caracal_image_digests: the digest for image %s must be sha256: and 64 lower-case '
+                                'hex digits, got %r' % (name, digest))
+        ref += '@' + digest
+    return ref
 
 
 def check_profile(name):
