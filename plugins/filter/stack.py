@@ -64,12 +64,12 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.caracal.hardened.plugins.filter.digest import plain
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import (
     ContractError,
     get_profile,
     image_reference,
 )
+from ansible_collections.caracal.hardened.plugins.module_utils._plain import plain
 from ansible_collections.caracal.hardened.plugins.module_utils._stack import (
     StackError,
     build_stack,
