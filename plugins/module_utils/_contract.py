@@ -86,6 +86,13 @@ PROFILES = {
             'services': ['sts', 'gateway'],
         },
         'healthcheck': {'command': ['/healthcheck'], 'path': '/ready', 'liveness_path': '/health'},
+        # Passwords a datastore keeps itself, set on its roles before anything restarts with the
+        # rotated URL files: the service holding them, the user a local peer-authenticated psql
+        # runs as there and the superuser initdb created (besides the roles the URL templates
+        # log in as). caracal.hardened.datastore_credentials applies them.
+        'password_sync': {
+            'postgresPassword': {'service': 'postgres', 'user': 'postgres', 'superuser': 'postgres'},
+        },
         'secrets': {
             'zoneKek': {
                 'env': ['ZONE_KEK'], 'kind': 'kek', 'format': 'hex',
@@ -528,4 +535,9 @@ def check_profile(name):
     for svc in profile['replay_state']['services']:
         if svc not in services:
             problems.append('replay state names unknown service %s' % svc)
+    for sname, spec in (profile.get('password_sync') or {}).items():
+        if sname not in profile['secrets']:
+            problems.append('password sync names unknown secret %s' % sname)
+        elif spec.get('service') not in profile['secrets'][sname]['consumers']:
+            problems.append('password sync of %s names %s, which does not read it' % (sname, spec.get('service')))
     return problems

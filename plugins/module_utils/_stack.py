@@ -120,6 +120,8 @@ _MEMORY = re.compile(r'^[1-9][0-9]*[bkmg]?$')
 _CPUS = re.compile(r'^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)$')
 _DURATION = re.compile(r'^[1-9][0-9]*(ms|s|m|h)$')
 _HOST = re.compile(r'^(?=.{1,253}$)(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[0-9]{1,5})?$')
+# The role a Postgres connection URL (template) logs in as.
+_URL_LOGIN = re.compile(r'^postgres(?:ql)?://([A-Za-z_][A-Za-z0-9_]*)(?::[^@]*)?@')
 _URL = re.compile(r'^(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?(/[^\s?#]*)?$')
 
 
@@ -718,32 +720,36 @@ def build_stack(profile, settings=None, images=None):
 
 
 def _password_sync(profile, model_services):
-    """Which Postgres roles log in with ``postgresPassword``, and how to reach the server.
+    """Which datastore roles log in with a password the datastore keeps, and how to reach it.
 
     Postgres keeps its roles' passwords in its data directory: a rotated ``postgresPassword``
     must be set on every role the contract's URL templates log in as (and on the superuser
-    initdb created) before anything restarts with the new URL files.
+    initdb created) before anything restarts with the new URL files. The contract's
+    ``password_sync`` names the secret, the service and the users; the sync is in the model
+    when that service runs here and reads the secret.
     ``caracal.hardened.datastore_credentials`` does it, with SCRAM verifiers computed on the
     host and fed on standard input to ``psql`` run inside the postgres container as the
     ``postgres`` user (local peer authentication): the password never passes through
     Ansible, a command line, the environment or a statement. Each backend prefixes the exec
     with its own (``docker compose exec``, ``podman exec``).
     """
-    pg = [s for s in model_services if s['name'] == 'postgres' and s['secrets']
-          and 'postgresPassword' in s['secrets']['files']]
-    if not pg:
-        return {}
-    roles = []
-    for spec in profile['secrets'].values():
-        template = spec.get('template') or ''
-        if 'postgresPassword' not in (spec.get('derived_from') or []):
+    on_host = dict((s['name'], s) for s in model_services)
+    sync = {}
+    for secret, spec in (profile.get('password_sync') or {}).items():
+        holder = on_host.get(spec['service'])
+        if not (holder and holder['secrets'] and secret in holder['secrets']['files']):
             continue
-        match = re.match(r'^postgres(?:ql)?://([A-Za-z_][A-Za-z0-9_]*)(?::[^@]*)?@', template)
-        if match and match.group(1) not in roles:
-            roles.append(match.group(1))
-    if 'postgres' not in roles:
-        roles.append('postgres')
-    return {'postgresPassword': {'service': 'postgres', 'user': 'postgres', 'roles': roles}}
+        roles = []
+        for derived in profile['secrets'].values():
+            if secret not in (derived.get('derived_from') or []):
+                continue
+            match = _URL_LOGIN.match(derived.get('template') or '')
+            if match and match.group(1) not in roles:
+                roles.append(match.group(1))
+        if spec['superuser'] not in roles:
+            roles.append(spec['superuser'])
+        sync[secret] = {'service': spec['service'], 'user': spec['user'], 'roles': roles}
+    return sync
 
 
 def restart_plan(model, requested):
