@@ -29,10 +29,10 @@ IMAGES = dict((s, 'registry.test/%s:v1' % PROFILE['services'][s]['image']) for s
 BASE = {'web_url': 'https://console.example.com', 'issuer_url': 'https://sts.example.com'}
 
 
-def plan(profile=PROFILE, images=IMAGES, **settings):
+def plan(profile=None, images=None, **settings):
     merged = dict(BASE)
     merged.update(settings)
-    return validated_settings(profile, merged, images)
+    return validated_settings(profile or PROFILE, merged, IMAGES if images is None else images)
 
 
 def model_of(name, **settings):
