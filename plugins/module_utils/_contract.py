@@ -477,6 +477,16 @@ def image_reference(profile, service, registry=None, release=None, digests=None)
     return ref
 
 
+def _password_sync_problems(profile):
+    problems = []
+    for sname, spec in (profile.get('password_sync') or {}).items():
+        if sname not in profile['secrets']:
+            problems.append('password sync names unknown secret %s' % sname)
+        elif spec.get('service') not in profile['secrets'][sname]['consumers']:
+            problems.append('password sync of %s names %s, which does not read it' % (sname, spec.get('service')))
+    return problems
+
+
 def check_profile(name):
     """Return a list of consistency problems for profile ``name`` (empty when sound)."""
     problems = []
@@ -535,9 +545,4 @@ def check_profile(name):
     for svc in profile['replay_state']['services']:
         if svc not in services:
             problems.append('replay state names unknown service %s' % svc)
-    for sname, spec in (profile.get('password_sync') or {}).items():
-        if sname not in profile['secrets']:
-            problems.append('password sync names unknown secret %s' % sname)
-        elif spec.get('service') not in profile['secrets'][sname]['consumers']:
-            problems.append('password sync of %s names %s, which does not read it' % (sname, spec.get('service')))
-    return problems
+    return problems + _password_sync_problems(profile)
