@@ -41,13 +41,12 @@ _value:
   type: dict
 '''
 
-import re
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import (
     ContractError,
     get_profile,
+    image_reference,
     roll_order,
 )
 
@@ -71,40 +70,12 @@ def contract_roll_order(profile, changed, services=None):
     return order
 
 
-# What a registry override and a pinned digest may look like: they end up in generated files
-# (compose.yaml, Quadlet units), so nothing else is let through.
-REGISTRY_RE = re.compile(r'\A[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*/?\Z')
-DIGEST_RE = re.compile(r'\Asha256:[0-9a-f]{64}\Z')
-
-
 def contract_image(profile, service, registry=None, release=None, digests=None):
     """The image reference of ``service``: registry override, release tag or pinned digest."""
     try:
-        resolved = get_profile(profile)
+        return image_reference(get_profile(profile), service, registry=registry, release=release, digests=digests)
     except ContractError as exc:
         raise AnsibleFilterError(str(exc))
-    if service not in resolved['services']:
-        raise AnsibleFilterError('profile %s has no service %s' % (resolved['name'], service))
-    name = resolved['services'][service]['image']
-    registry = resolved['default_registry'] if registry is None else registry
-    if registry and not REGISTRY_RE.match(registry):
-        raise AnsibleFilterError('caracal_registry %r is not a registry name (a host with an optional port and path, '
-                                 'for example registry.example.com:5000/caracal; lower case, no scheme, no spaces or '
-                                 'quotes)' % (registry,))
-    if registry and not registry.endswith('/'):
-        registry += '/'
-    release = release or resolved['default_release']
-    if release not in resolved['releases']:
-        raise AnsibleFilterError('release %s is not part of profile %s (known: %s)'
-                                 % (release, resolved['name'], ', '.join(resolved['releases'])))
-    ref = '%s%s:%s' % (registry, name, resolved['image_tag_format'].format(release=release))
-    digest = (digests or {}).get(name)
-    if digest:
-        if not DIGEST_RE.match(str(digest)):
-            raise AnsibleFilterError('caracal_image_digests: the digest for image %s must be sha256: and 64 lower-case '
-                                     'hex digits, got %r' % (name, digest))
-        ref += '@' + digest
-    return ref
 
 
 class FilterModule(object):

@@ -63,19 +63,7 @@ import re
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
-
-def plain(value):
-    """Template results (lazy containers, AnsibleUnsafe strings) as plain JSON data (sets sorted).
-
-    Also what other filters use to avoid deep-copying Ansible's lazy containers, which is slow."""
-    if isinstance(value, dict):
-        return dict((to_native(k), plain(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = [plain(v) for v in value]
-        return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return to_native(value)
+from ansible_collections.caracal.hardened.plugins.module_utils._plain import plain
 
 
 def _files(root):

@@ -64,12 +64,12 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.caracal.hardened.plugins.filter.contract import contract_image
-from ansible_collections.caracal.hardened.plugins.filter.digest import plain
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import (
     ContractError,
     get_profile,
+    image_reference,
 )
+from ansible_collections.caracal.hardened.plugins.module_utils._plain import plain
 from ansible_collections.caracal.hardened.plugins.module_utils._stack import (
     StackError,
     build_stack,
@@ -87,14 +87,14 @@ def stack(profile, settings=None):
     digests = settings.pop('digests', None) or {}
     try:
         resolved = get_profile(profile)
+        release = settings.get('release') or resolved['default_release']
+        release = release[1:] if str(release).startswith('v') else release
+        settings['release'] = release
+        images = {}
+        for name in resolved['start_order']:
+            images[name] = image_reference(resolved, name, registry=registry, release=release, digests=digests)
     except ContractError as exc:
         raise AnsibleFilterError(str(exc))
-    release = settings.get('release') or resolved['default_release']
-    release = release[1:] if str(release).startswith('v') else release
-    settings['release'] = release
-    images = {}
-    for name in resolved['start_order']:
-        images[name] = contract_image(resolved['name'], name, registry=registry, release=release, digests=digests)
     try:
         return build_stack(resolved, settings, images)
     except StackError as exc:

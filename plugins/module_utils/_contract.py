@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import re
 
 # The formats a secret can have.
 #   hex:     random bytes written as lower-case hex (``bytes`` generated, ``min_bytes``
@@ -85,6 +86,13 @@ PROFILES = {
             'services': ['sts', 'gateway'],
         },
         'healthcheck': {'command': ['/healthcheck'], 'path': '/ready', 'liveness_path': '/health'},
+        # Passwords a datastore keeps itself, set on its roles before anything restarts with the
+        # rotated URL files: the service holding them, the user a local peer-authenticated psql
+        # runs as there and the superuser initdb created (besides the roles the URL templates
+        # log in as). caracal.hardened.datastore_credentials applies them.
+        'password_sync': {
+            'postgresPassword': {'service': 'postgres', 'user': 'postgres', 'superuser': 'postgres'},
+        },
         'secrets': {
             'zoneKek': {
                 'env': ['ZONE_KEK'], 'kind': 'kek', 'format': 'hex',
@@ -433,6 +441,52 @@ def fail_open_hits(profile, env):
     return hits
 
 
+# What a registry override and a pinned digest may look like: they end up in generated files
+# (compose.yaml, Quadlet units), so nothing else is let through.
+REGISTRY_RE = re.compile(r'\A[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*/?\Z')
+DIGEST_RE = re.compile(r'\Asha256:[0-9a-f]{64}\Z')
+
+
+def image_reference(profile, service, registry=None, release=None, digests=None):
+    """The image reference of ``service`` in the resolved ``profile``.
+
+    ``registry`` overrides the profile's default registry (``''``: none), ``release`` its
+    default release, and ``digests`` (``{image name: 'sha256:...'}``) pins images.
+    """
+    if service not in profile['services']:
+        raise ContractError('profile %s has no service %s' % (profile['name'], service))
+    name = profile['services'][service]['image']
+    registry = profile['default_registry'] if registry is None else registry
+    if registry and not REGISTRY_RE.match(registry):
+        raise ContractError('caracal_registry %r is not a registry name (a host with an optional port and path, '
+                            'for example registry.example.com:5000/caracal; lower case, no scheme, no spaces or '
+                            'quotes)' % (registry,))
+    if registry and not registry.endswith('/'):
+        registry += '/'
+    release = release or profile['default_release']
+    if release not in profile['releases']:
+        raise ContractError('release %s is not part of profile %s (known: %s)'
+                            % (release, profile['name'], ', '.join(profile['releases'])))
+    ref = '%s%s:%s' % (registry, name, profile['image_tag_format'].format(release=release))
+    digest = (digests or {}).get(name)
+    if digest:
+        if not DIGEST_RE.match(str(digest)):
+            raise ContractError('caracal_image_digests: the digest for image %s must be sha256: and 64 lower-case '
+                                'hex digits, got %r' % (name, digest))
+        ref += '@' + digest
+    return ref
+
+
+def _password_sync_problems(profile):
+    problems = []
+    for sname, spec in (profile.get('password_sync') or {}).items():
+        if sname not in profile['secrets']:
+            problems.append('password sync names unknown secret %s' % sname)
+        elif spec.get('service') not in profile['secrets'][sname]['consumers']:
+            problems.append('password sync of %s names %s, which does not read it' % (sname, spec.get('service')))
+    return problems
+
+
 def check_profile(name):
     """Return a list of consistency problems for profile ``name`` (empty when sound)."""
     problems = []
@@ -491,4 +545,4 @@ def check_profile(name):
     for svc in profile['replay_state']['services']:
         if svc not in services:
             problems.append('replay state names unknown service %s' % svc)
-    return problems
+    return problems + _password_sync_problems(profile)

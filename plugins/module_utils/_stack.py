@@ -37,6 +37,12 @@ returns plain data::
       'replay': {'path', 'mode', 'owner', 'services', 'init_service'},
     }
 
+``build_stack`` runs named steps, each of which can be called on its own:
+``validated_settings`` (the checked settings of this host: the plan the other steps read),
+``stack_networks``, ``service_model`` for each service of the host (with
+``service_environment``), ``init_jobs`` (the replay init job), ``stack_volumes`` and
+``check_unique_publishes``.
+
 Durations are strings with a unit (``10s``), memory sizes strings (``512m``), CPU counts
 strings (``1.5``). Nothing here is specific to one backend.
 
@@ -114,6 +120,8 @@ _MEMORY = re.compile(r'^[1-9][0-9]*[bkmg]?$')
 _CPUS = re.compile(r'^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)$')
 _DURATION = re.compile(r'^[1-9][0-9]*(ms|s|m|h)$')
 _HOST = re.compile(r'^(?=.{1,253}$)(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[0-9]{1,5})?$')
+# The role a Postgres connection URL (template) logs in as.
+_URL_LOGIN = re.compile(r'^postgres(?:ql)?://([A-Za-z_][A-Za-z0-9_]*)(?::[^@]*)?@')
 _URL = re.compile(r'^(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?(/[^\s?#]*)?$')
 
 
@@ -266,19 +274,11 @@ def storage_needs(profile):
 
 
 # ---------------------------------------------------------------------------
-# the model
+# the settings of this host's deployment
 # ---------------------------------------------------------------------------
 
-def build_stack(profile, settings=None, images=None):
-    """The backend-neutral model of the stack (see the module docstring)."""
-    settings = _merged_settings(settings)
-    services = profile['services']
-    order = list(profile['start_order'])
-    uid, gid = profile['uid'], profile['gid']
-    app_user = '%d:%d' % (uid, gid)
-    images = dict(images or {})
-
-    # Mode and production switches.
+def _mode(profile, settings):
+    """``(mode, published)``; a mode that is not for a deployment needs allow_nonproduction."""
     mode = settings['mode'] or profile['default_mode']
     if mode not in profile['modes']:
         raise StackError('mode %r is not one of %s' % (mode, ', '.join(profile['modes'])))
@@ -287,8 +287,13 @@ def build_stack(profile, settings=None, images=None):
         raise StackError('mode %r is for a laptop, never a deployment: it skips the key checks and allows '
                          'fail-open settings. Use stable (or rc for staging); set allow_nonproduction '
                          '(caracal_allow_nonproduction: true) only for a throw-away test host.' % mode)
+    return mode, published
 
-    # Services on this host (their dependencies must be here too).
+
+def _host_services(profile, settings):
+    """The services on this host, in start order; their dependencies must be here too."""
+    services = profile['services']
+    order = list(profile['start_order'])
     host_services = order if settings['services'] is None else [s for s in order if s in settings['services']]
     unknown = sorted(set(settings['services'] or []) - set(order))
     if unknown:
@@ -299,6 +304,11 @@ def build_stack(profile, settings=None, images=None):
         missing = [dep for dep in services[svc].get('depends_on') or {} if dep not in host_services]
         if missing:
             raise StackError('service %s depends on %s, which is not deployed on this host' % (svc, ', '.join(missing)))
+    return host_services
+
+
+def _check_targets(settings, host_services):
+    """The per-service settings name deployed services, ``kind_limits`` known kinds."""
     for key in ('limits', 'extra_env', 'publish'):
         stray = sorted(set(settings[key]) - set(host_services))
         if stray:
@@ -306,34 +316,64 @@ def build_stack(profile, settings=None, images=None):
     stray = sorted(set(settings['kind_limits']) - set(DEFAULT_LIMITS))
     if stray:
         raise StackError('kind_limits names unknown kinds: %s (known: %s)' % (', '.join(stray), ', '.join(sorted(DEFAULT_LIMITS))))
-    missing_images = [s for s in host_services if not images.get(s)]
-    if missing_images:
-        raise StackError('no image reference for %s' % ', '.join(missing_images))
 
-    placeholders = {
-        'web_url': _check_url('web_url', settings['web_url'], published),
-        'issuer_url': _check_url('issuer_url', settings['issuer_url'], published),
-        'upstream_allowlist': _allowlist(settings['upstream_allowlist']),
-    }
-    if settings['db_sslmode'] not in DB_SSLMODES:
-        raise StackError('db_sslmode must be one of %s, got %r' % (', '.join(DB_SSLMODES), settings['db_sslmode']))
+
+def _redis_uid(settings):
     try:
         redis_uid = int(settings['redis_uid'])
     except (TypeError, ValueError):
         redis_uid = -1
     if redis_uid < 0:
         raise StackError('redis_uid must be a non-negative integer, got %r' % (settings['redis_uid'],))
-    healthcheck = _healthcheck(profile, settings)
-    forbidden_env = secret_variables(profile)
-    # Settings the deployment owns (extra_env may not set them on any service).
-    managed_env = set(['CARACAL_MODE', 'CARACAL_DB_SSLMODE'])
-    for spec in services.values():
-        managed_env.update(spec.get('env') or {})
-    # Secrets that are Postgres connection URLs: their readers get CARACAL_DB_SSLMODE.
-    database_urls = set(n for n, s in profile['secrets'].items()
-                        if str(s.get('template') or '').startswith(('postgres://', 'postgresql://')))
+    return redis_uid
 
-    # Networks: one internal network per storage service, shared only with its users.
+
+def validated_settings(profile, settings=None, images=None):
+    """The checked settings of this host's deployment: what the other steps build from.
+
+    Returns ``{'settings'`` (merged with ``DEFAULT_SETTINGS``), ``'mode'``, ``'published'``,
+    ``'host_services'`` (start order), ``'images'``, ``'placeholders'`` (of the contract's
+    environment templates), ``'redis_uid'``, ``'healthcheck'``, ``'replay_services'`` (those
+    of the contract's replay state that run here)``}``.
+    """
+    merged = _merged_settings(settings)
+    mode, published = _mode(profile, merged)
+    host_services = _host_services(profile, merged)
+    _check_targets(merged, host_services)
+    images = dict(images or {})
+    missing_images = [s for s in host_services if not images.get(s)]
+    if missing_images:
+        raise StackError('no image reference for %s' % ', '.join(missing_images))
+    placeholders = {
+        'web_url': _check_url('web_url', merged['web_url'], published),
+        'issuer_url': _check_url('issuer_url', merged['issuer_url'], published),
+        'upstream_allowlist': _allowlist(merged['upstream_allowlist']),
+    }
+    if merged['db_sslmode'] not in DB_SSLMODES:
+        raise StackError('db_sslmode must be one of %s, got %r' % (', '.join(DB_SSLMODES), merged['db_sslmode']))
+    redis_uid = _redis_uid(merged)
+    replay = profile.get('replay_state') or {}
+    return {
+        'settings': merged,
+        'mode': mode,
+        'published': published,
+        'host_services': host_services,
+        'images': images,
+        'placeholders': placeholders,
+        'redis_uid': redis_uid,
+        'healthcheck': _healthcheck(profile, merged),
+        'replay_services': [s for s in replay.get('services') or [] if s in host_services],
+    }
+
+
+# ---------------------------------------------------------------------------
+# networks and volumes
+# ---------------------------------------------------------------------------
+
+def stack_networks(profile, host_services):
+    """The networks the services share: one internal network per storage service (with only
+    the services that read its secrets) and ``app``, when a service of this host is on it."""
+    services = profile['services']
     needs = storage_needs(profile)
     networks = {}
     for store in [s for s in host_services if s in needs]:
@@ -341,211 +381,296 @@ def build_stack(profile, settings=None, images=None):
                                        'purpose': 'private network of %s and the services that read its secrets' % store}
     if any('app' in (services[s].get('networks') or []) for s in host_services):
         networks['app'] = {'internal': False, 'purpose': 'application network (loopback publishes, upstream egress)'}
+    return networks
 
-    replay = profile.get('replay_state') or {}
-    replay_services = [s for s in replay.get('services') or [] if s in host_services]
-    model_services = []
+
+def _service_networks(profile, plan, name, networks, publishes):
+    """The networks of service ``name``, which ``networks`` gains when they are new to it.
+
+    ``data`` becomes the storage networks the service needs; a service that publishes without
+    a network that is not internal gets a network of its own to publish through.
+    """
+    svc = profile['services'][name]
+    needs = storage_needs(profile)
+    svc_networks = []
+    for net in svc.get('networks') or []:
+        if net != 'data':
+            if net not in networks:
+                networks[net] = {'internal': False, 'purpose': 'network %s of the release contract' % net}
+            svc_networks.append(net)
+        elif svc['kind'] == 'storage':
+            svc_networks.append('data-%s' % name)
+        else:
+            svc_networks.extend('data-%s' % store for store in sorted(needs)
+                                if store in plan['host_services'] and name in needs[store])
+    if publishes and not any(not networks[n]['internal'] for n in svc_networks):
+        net = 'publish-%s' % name
+        networks[net] = {'internal': False, 'purpose': 'publishes %s on loopback; nothing else is attached' % name}
+        svc_networks.append(net)
+    return svc_networks
+
+
+def stack_volumes(model_services):
+    """``{volume: {'services', 'purpose'}}`` from the volume mounts, in the order of ``model_services``."""
     volumes = {}
+    for svc in model_services:
+        for mount in svc['mounts']:
+            if mount['type'] == 'volume':
+                volumes.setdefault(mount['source'], {'services': [], 'purpose': 'state of %s (%s)' % (svc['name'], mount['target'])})
+                volumes[mount['source']]['services'].append(svc['name'])
+    return volumes
 
-    for name in host_services:
-        svc = services[name]
-        kind = svc['kind']
-        runtime = dict(svc.get('runtime') or {})
-        user = runtime.get('user')
 
-        # Networks: 'data' becomes the storage networks the service needs.
-        svc_networks = []
-        for net in svc.get('networks') or []:
-            if net == 'data':
-                if kind == 'storage':
-                    svc_networks.append('data-%s' % name)
-                else:
-                    svc_networks.extend('data-%s' % store for store in sorted(needs)
-                                        if store in host_services and name in needs[store])
-            else:
-                if net not in networks:
-                    networks[net] = {'internal': False, 'purpose': 'network %s of the release contract' % net}
-                svc_networks.append(net)
+# ---------------------------------------------------------------------------
+# one service
+# ---------------------------------------------------------------------------
 
-        # Secrets: one read-only directory with only this service's files.
-        secret_map = svc['secrets']
-        environment = {}
-        secrets = None
-        if secret_map:
-            target = profile['secrets_mount']
-            secrets = {
-                'source': posixpath.join(settings['secrets_views_dir'], name),
-                'target': target,
-                'files': sorted(secret_map),
-                'variables': {},
-            }
-            for sname, variables in secret_map.items():
-                for var in variables:
-                    environment['%s_FILE' % var] = posixpath.join(target, sname)
-                    secrets['variables']['%s_FILE' % var] = sname
-        if kind == 'app':
-            environment['CARACAL_MODE'] = mode
-        for key, value in (svc.get('env') or {}).items():
-            environment[key] = str(value).format(**placeholders)
-        if kind == 'app' and any(s in database_urls for s in secret_map):
-            environment['CARACAL_DB_SSLMODE'] = settings['db_sslmode']
+def _secrets_view(profile, plan, name):
+    """The read-only directory with only the secret files of service ``name`` (None: it reads none)."""
+    secret_map = profile['services'][name]['secrets']
+    if not secret_map:
+        return None
+    view = {
+        'source': posixpath.join(plan['settings']['secrets_views_dir'], name),
+        'target': profile['secrets_mount'],
+        'files': sorted(secret_map),
+        'variables': {},
+    }
+    for sname, variables in secret_map.items():
+        for var in variables:
+            view['variables']['%s_FILE' % var] = sname
+    return view
 
-        extra = settings['extra_env'].get(name) or {}
-        for key, value in extra.items():
-            key = str(key)
-            if not _ENV_NAME.match(key):
-                raise StackError('service %s: %r is not an environment variable name' % (name, key))
-            base = key[:-5] if key.endswith('_FILE') else key
-            if base in forbidden_env:
-                raise StackError('service %s: %s is a secret variable; secrets are delivered as files by the secrets '
-                                 'role, never through the environment' % (name, key))
-            if key in environment or key in managed_env:
-                raise StackError('service %s: %s is set by the deployment (use its own setting, not extra_env)' % (name, key))
-            if _SECRETISH_NAME.search(key):
-                raise StackError('service %s: %s looks like a secret; secret values never go into the environment '
-                                 '(deliver it as a file)' % (name, key))
-            if isinstance(value, (dict, list)) or value is None:
-                raise StackError('service %s: %s must be a string' % (name, key))
-            # A line break or other control character would end the setting early in a unit
-            # or environment file and could smuggle in settings of its own.
-            if _CONTROL_CHARS.search(str(value)):
-                raise StackError('service %s: %s contains a line break or another control character' % (name, key))
-            environment[key] = str(value)
-        check_fail_open(profile, environment, 'service %s' % name)
 
-        # Mounts: named volumes for state, the secrets view, the control gate.
-        mounts = []
-        for vol, path in (svc.get('volumes') or {}).items():
-            mounts.append({'type': 'volume', 'source': vol, 'target': path, 'read_only': False})
-            volumes.setdefault(vol, {'services': [], 'purpose': 'state of %s (%s)' % (name, path)})
-            volumes[vol]['services'].append(name)
-        if secrets:
-            mounts.append({'type': 'bind', 'source': secrets['source'], 'target': secrets['target'], 'read_only': True})
-        if svc.get('control_gate'):
-            mounts.append({'type': 'bind', 'source': settings['control_dir'],
-                           'target': profile['control_gate_mount'], 'read_only': True})
+def _managed_env(profile):
+    """The variables the deployment sets (extra_env may not set them on any service)."""
+    managed = set(['CARACAL_MODE', 'CARACAL_DB_SSLMODE'])
+    for spec in profile['services'].values():
+        managed.update(spec.get('env') or {})
+    return managed
 
-        # tmpfs: the contract's, plus the directory of redis's ready marker (its generated
-        # config holds the password: memory only, owned by the image's redis user).
-        tmpfs = dict(runtime.get('tmpfs') or {})
-        if svc.get('ready_marker'):
-            tmpfs[posixpath.dirname(svc['ready_marker'])] = 'uid=%d,gid=%d,mode=0700,size=1m' % (redis_uid, redis_uid)
 
-        # Services that do not run with the contract's gid read their secret files through
-        # a supplementary group (files are 0440 root:<gid>).
-        group_add = []
-        if secret_map and user != app_user:
-            group_add = [str(gid)]
+def _database_urls(profile):
+    """The secrets that are Postgres connection URLs: their readers get CARACAL_DB_SSLMODE."""
+    return set(n for n, s in profile['secrets'].items()
+               if str(s.get('template') or '').startswith(('postgres://', 'postgresql://')))
 
-        # Loopback publishes. Storage sits on internal networks only and is not published
-        # unless asked for (it then gets a network of its own to publish through).
-        publishes = []
-        override = settings['publish'].get(name)
-        address = svc.get('publish')
-        if kind == 'storage' and override in (None, False):
-            address = None
-        elif override is False or override == '':
-            address = None
-        elif override not in (None, True):
-            address = override
-        if address and svc.get('port'):
-            host_ip, host_port = parse_publish(address)
-            publishes.append({'host_ip': host_ip, 'host_port': host_port,
-                              'container_port': int(svc['port']), 'protocol': 'tcp'})
-            if not any(not networks[n]['internal'] for n in svc_networks):
-                net = 'publish-%s' % name
-                networks[net] = {'internal': False, 'purpose': 'publishes %s on loopback; nothing else is attached' % name}
-                svc_networks.append(net)
 
-        depends_on = {}
-        for dep, condition in (svc.get('depends_on') or {}).items():
-            depends_on[dep] = 'completed' if condition == 'completed' else 'healthy'
-        if name in replay_services:
-            depends_on[REPLAY_INIT] = 'completed'
+def _add_extra_env(profile, name, extra, environment):
+    """Add the ``extra_env`` of service ``name`` to ``environment``: non-secret settings only."""
+    forbidden_env = secret_variables(profile)
+    managed_env = _managed_env(profile)
+    for key, value in extra.items():
+        key = str(key)
+        if not _ENV_NAME.match(key):
+            raise StackError('service %s: %r is not an environment variable name' % (name, key))
+        base = key[:-5] if key.endswith('_FILE') else key
+        if base in forbidden_env:
+            raise StackError('service %s: %s is a secret variable; secrets are delivered as files by the secrets '
+                             'role, never through the environment' % (name, key))
+        if key in environment or key in managed_env:
+            raise StackError('service %s: %s is set by the deployment (use its own setting, not extra_env)' % (name, key))
+        if _SECRETISH_NAME.search(key):
+            raise StackError('service %s: %s looks like a secret; secret values never go into the environment '
+                             '(deliver it as a file)' % (name, key))
+        if isinstance(value, (dict, list)) or value is None:
+            raise StackError('service %s: %s must be a string' % (name, key))
+        # A line break or other control character would end the setting early in a unit
+        # or environment file and could smuggle in settings of its own.
+        if _CONTROL_CHARS.search(str(value)):
+            raise StackError('service %s: %s contains a line break or another control character' % (name, key))
+        environment[key] = str(value)
 
-        oneshot = kind == 'job'
-        model_services.append({
-            'name': name,
-            'kind': kind,
-            'image': images[name],
-            'entrypoint': None,
-            'command': list(svc['command']) if svc.get('command') else None,
-            'user': user,
-            'group_add': group_add,
-            'read_only': bool(runtime.get('read_only')),
-            'cap_drop': list(runtime.get('cap_drop') or ['ALL']),
-            'cap_add': list(runtime.get('cap_add') or []),
-            'no_new_privileges': bool(runtime.get('no_new_privileges', True)),
-            'init': bool(runtime.get('init')),
-            'tmpfs': tmpfs,
-            'limits': _limits_for(name, kind, settings),
-            'environment': dict(sorted(environment.items())),
-            'secrets': secrets,
-            'mounts': mounts,
-            'publishes': publishes,
-            'networks': svc_networks,
-            'network_aliases': [name],
-            'depends_on': depends_on,
-            'healthcheck': None if oneshot else dict(healthcheck),
-            'oneshot': oneshot,
-            'restart': 'no' if oneshot else 'always',
-            'stop_timeout': STOP_TIMEOUTS[kind],
-        })
 
-    # The replay init job: creates <path> (mode, owned uid:gid) on each replay volume. It
-    # runs from the image of the contract's one-shot job (dbMigrate runs a shell script,
-    # so its image has a shell and coreutils; the application images are distroless), as
-    # root with only CHOWN and FOWNER, without network, and changes nothing once the
-    # directories are right.
-    init_service = None
-    if replay_services:
-        jobs = [s for s in order if services[s]['kind'] == 'job' and images.get(s)]
-        if not jobs:
-            raise StackError('the replay init job needs the image of a one-shot job of the contract (dbMigrate)')
-        init_mounts = []
-        paths = []
-        for svc in replay_services:
-            holder = None
-            for vol, target in (services[svc].get('volumes') or {}).items():
-                if replay['path'] == target or replay['path'].startswith(target.rstrip('/') + '/'):
-                    holder = (vol, target)
-            if holder is None:
-                raise StackError('service %s has no volume holding its replay state %s' % (svc, replay['path']))
-            vol, target = holder
-            mount = '/replay/%s' % svc
-            init_mounts.append({'type': 'volume', 'source': vol, 'target': mount, 'read_only': False})
-            paths.append(posixpath.join(mount, posixpath.relpath(replay['path'], target)))
-            volumes[vol]['services'].append(REPLAY_INIT)
-        init_service = REPLAY_INIT
-        model_services.insert(0, {
-            'name': REPLAY_INIT,
-            'kind': 'init',
-            'image': images[jobs[0]],
-            'entrypoint': ['/usr/bin/install'],
-            'command': ['-d', '-o', str(uid), '-g', str(gid), '-m', replay['mode']] + paths,
-            'user': '0:0',
-            'group_add': [],
-            'read_only': True,
-            'cap_drop': ['ALL'],
-            'cap_add': ['CHOWN', 'FOWNER'],
-            'no_new_privileges': True,
-            'init': False,
-            'tmpfs': {},
-            'limits': _limits_for(REPLAY_INIT, 'init', settings),
-            'environment': {},
-            'secrets': None,
-            'mounts': init_mounts,
-            'publishes': [],
-            'networks': [],
-            'network_aliases': [],
-            'depends_on': {},
-            'healthcheck': None,
-            'oneshot': True,
-            'restart': 'no',
-            'stop_timeout': STOP_TIMEOUTS['init'],
-        })
+def service_environment(profile, plan, name, secrets_view):
+    """The environment of service ``name``: ``*_FILE`` paths of its secrets, the mode, the
+    contract's settings, its ``extra_env``; never a secret value, never a fail-open switch."""
+    svc = profile['services'][name]
+    environment = {}
+    if secrets_view:
+        for variable, sname in secrets_view['variables'].items():
+            environment[variable] = posixpath.join(secrets_view['target'], sname)
+    if svc['kind'] == 'app':
+        environment['CARACAL_MODE'] = plan['mode']
+    for key, value in (svc.get('env') or {}).items():
+        environment[key] = str(value).format(**plan['placeholders'])
+    if svc['kind'] == 'app' and any(s in _database_urls(profile) for s in svc['secrets']):
+        environment['CARACAL_DB_SSLMODE'] = plan['settings']['db_sslmode']
+    _add_extra_env(profile, name, plan['settings']['extra_env'].get(name) or {}, environment)
+    check_fail_open(profile, environment, 'service %s' % name)
+    return dict(sorted(environment.items()))
 
-    # Every publish is unique.
+
+def _mounts(profile, plan, name, secrets_view):
+    """Named volumes for state, the secrets view, the control gate."""
+    svc = profile['services'][name]
+    mounts = [{'type': 'volume', 'source': vol, 'target': path, 'read_only': False}
+              for vol, path in (svc.get('volumes') or {}).items()]
+    if secrets_view:
+        mounts.append({'type': 'bind', 'source': secrets_view['source'], 'target': secrets_view['target'], 'read_only': True})
+    if svc.get('control_gate'):
+        mounts.append({'type': 'bind', 'source': plan['settings']['control_dir'],
+                       'target': profile['control_gate_mount'], 'read_only': True})
+    return mounts
+
+
+def _tmpfs(svc, redis_uid):
+    """The contract's tmpfs, plus the directory of redis's ready marker (its generated config
+    holds the password: memory only, owned by the image's redis user)."""
+    tmpfs = dict((svc.get('runtime') or {}).get('tmpfs') or {})
+    if svc.get('ready_marker'):
+        tmpfs[posixpath.dirname(svc['ready_marker'])] = 'uid=%d,gid=%d,mode=0700,size=1m' % (redis_uid, redis_uid)
+    return tmpfs
+
+
+def _publishes(svc, override):
+    """Loopback publishes. Storage sits on internal networks only and is not published
+    unless asked for (``override``: an address, True for the contract's, False for none)."""
+    address = svc.get('publish')
+    if svc['kind'] == 'storage' and override in (None, False):
+        address = None
+    elif override is False or override == '':
+        address = None
+    elif override not in (None, True):
+        address = override
+    if not (address and svc.get('port')):
+        return []
+    host_ip, host_port = parse_publish(address)
+    return [{'host_ip': host_ip, 'host_port': host_port, 'container_port': int(svc['port']), 'protocol': 'tcp'}]
+
+
+def _depends_on(svc, name, replay_services):
+    depends_on = {}
+    for dep, condition in (svc.get('depends_on') or {}).items():
+        depends_on[dep] = 'completed' if condition == 'completed' else 'healthy'
+    if name in replay_services:
+        depends_on[REPLAY_INIT] = 'completed'
+    return depends_on
+
+
+def service_model(profile, plan, name, networks):
+    """The model of service ``name`` (see the module docstring) from ``validated_settings``'s
+    ``plan``; ``networks`` (``stack_networks``) gains the networks the service adds."""
+    svc = profile['services'][name]
+    kind = svc['kind']
+    runtime = dict(svc.get('runtime') or {})
+    secrets = _secrets_view(profile, plan, name)
+    environment = service_environment(profile, plan, name, secrets)
+    publishes = _publishes(svc, plan['settings']['publish'].get(name))
+    # Services that do not run with the contract's gid read their secret files through
+    # a supplementary group (files are 0440 root:<gid>).
+    own_group = runtime.get('user') == '%d:%d' % (profile['uid'], profile['gid'])
+    oneshot = kind == 'job'
+    return {
+        'name': name,
+        'kind': kind,
+        'image': plan['images'][name],
+        'entrypoint': None,
+        'command': list(svc['command']) if svc.get('command') else None,
+        'user': runtime.get('user'),
+        'group_add': [str(profile['gid'])] if svc['secrets'] and not own_group else [],
+        'read_only': bool(runtime.get('read_only')),
+        'cap_drop': list(runtime.get('cap_drop') or ['ALL']),
+        'cap_add': list(runtime.get('cap_add') or []),
+        'no_new_privileges': bool(runtime.get('no_new_privileges', True)),
+        'init': bool(runtime.get('init')),
+        'tmpfs': _tmpfs(svc, plan['redis_uid']),
+        'limits': _limits_for(name, kind, plan['settings']),
+        'environment': environment,
+        'secrets': secrets,
+        'mounts': _mounts(profile, plan, name, secrets),
+        'publishes': publishes,
+        'networks': _service_networks(profile, plan, name, networks, publishes),
+        'network_aliases': [name],
+        'depends_on': _depends_on(svc, name, plan['replay_services']),
+        'healthcheck': None if oneshot else dict(plan['healthcheck']),
+        'oneshot': oneshot,
+        'restart': 'no' if oneshot else 'always',
+        'stop_timeout': STOP_TIMEOUTS[kind],
+    }
+
+
+# ---------------------------------------------------------------------------
+# the init jobs
+# ---------------------------------------------------------------------------
+
+def _replay_mounts(profile, replay_services):
+    """The volume holding the replay state of each service, mounted at ``/replay/<service>``,
+    and the directory to create on each."""
+    path = profile['replay_state']['path']
+    mounts = []
+    paths = []
+    for svc in replay_services:
+        holder = None
+        for vol, target in (profile['services'][svc].get('volumes') or {}).items():
+            if path == target or path.startswith(target.rstrip('/') + '/'):
+                holder = (vol, target)
+        if holder is None:
+            raise StackError('service %s has no volume holding its replay state %s' % (svc, path))
+        vol, target = holder
+        mount = '/replay/%s' % svc
+        mounts.append({'type': 'volume', 'source': vol, 'target': mount, 'read_only': False})
+        paths.append(posixpath.join(mount, posixpath.relpath(path, target)))
+    return mounts, paths
+
+
+def replay_init_job(profile, plan):
+    """The replay init job (None when no service of the contract's replay state runs here).
+
+    It creates <path> (mode, owned uid:gid) on each replay volume. It runs from the image of
+    the contract's one-shot job (dbMigrate runs a shell script, so its image has a shell and
+    coreutils; the application images are distroless), as root with only CHOWN and FOWNER,
+    without network, and changes nothing once the directories are right.
+    """
+    if not plan['replay_services']:
+        return None
+    services = profile['services']
+    jobs = [s for s in profile['start_order'] if services[s]['kind'] == 'job' and plan['images'].get(s)]
+    if not jobs:
+        raise StackError('the replay init job needs the image of a one-shot job of the contract (dbMigrate)')
+    mounts, paths = _replay_mounts(profile, plan['replay_services'])
+    return {
+        'name': REPLAY_INIT,
+        'kind': 'init',
+        'image': plan['images'][jobs[0]],
+        'entrypoint': ['/usr/bin/install'],
+        'command': ['-d', '-o', str(profile['uid']), '-g', str(profile['gid']),
+                    '-m', profile['replay_state']['mode']] + paths,
+        'user': '0:0',
+        'group_add': [],
+        'read_only': True,
+        'cap_drop': ['ALL'],
+        'cap_add': ['CHOWN', 'FOWNER'],
+        'no_new_privileges': True,
+        'init': False,
+        'tmpfs': {},
+        'limits': _limits_for(REPLAY_INIT, 'init', plan['settings']),
+        'environment': {},
+        'secrets': None,
+        'mounts': mounts,
+        'publishes': [],
+        'networks': [],
+        'network_aliases': [],
+        'depends_on': {},
+        'healthcheck': None,
+        'oneshot': True,
+        'restart': 'no',
+        'stop_timeout': STOP_TIMEOUTS['init'],
+    }
+
+
+def init_jobs(profile, plan):
+    """The one-shot jobs that run before every other service: the replay init job, if any."""
+    job = replay_init_job(profile, plan)
+    return [job] if job else []
+
+
+# ---------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------
+
+def check_unique_publishes(model_services):
+    """Refuse two services that publish the same address."""
     seen = {}
     for svc in model_services:
         for pub in svc['publishes']:
@@ -554,62 +679,77 @@ def build_stack(profile, settings=None, images=None):
                 raise StackError('services %s and %s publish the same address %s:%d' % (seen[key], svc['name'], key[0], key[1]))
             seen[key] = svc['name']
 
+
+def build_stack(profile, settings=None, images=None):
+    """The backend-neutral model of the stack (see the module docstring)."""
+    plan = validated_settings(profile, settings, images)
+    networks = stack_networks(profile, plan['host_services'])
+    services = [service_model(profile, plan, name, networks) for name in plan['host_services']]
+    inits = init_jobs(profile, plan)
+    volumes = stack_volumes(services + inits)
+    model_services = inits + services
+    check_unique_publishes(model_services)
+    replay = profile.get('replay_state') or {}
     return {
         'version': STACK_VERSION,
         'profile': profile['name'],
-        'release': settings['release'] or profile['default_release'],
-        'mode': mode,
-        'project': settings['project'],
+        'release': plan['settings']['release'] or profile['default_release'],
+        'mode': plan['mode'],
+        'project': plan['settings']['project'],
         'service_names': [s['name'] for s in model_services],
         'restartable': [s['name'] for s in model_services if s['kind'] != 'init'],
         'services': model_services,
         'networks': networks,
         'volumes': volumes,
         'control': {
-            'dir': settings['control_dir'],
+            'dir': plan['settings']['control_dir'],
             'mount': profile['control_gate_mount'],
             'gate_file': profile['control_gate_file'],
-            'enabled': bool(settings['control_enabled']),
-            'services': [s for s in host_services if services[s].get('control_gate')],
+            'enabled': bool(plan['settings']['control_enabled']),
+            'services': [s for s in plan['host_services'] if profile['services'][s].get('control_gate')],
         },
         'replay': {
             'path': replay.get('path'),
             'mode': replay.get('mode'),
-            'owner': '%d:%d' % (uid, gid),
-            'services': replay_services,
-            'init_service': init_service,
+            'owner': '%d:%d' % (profile['uid'], profile['gid']),
+            'services': plan['replay_services'],
+            'init_service': REPLAY_INIT if inits else None,
         },
         'password_sync': _password_sync(profile, model_services),
     }
 
 
 def _password_sync(profile, model_services):
-    """Which Postgres roles log in with ``postgresPassword``, and how to reach the server.
+    """Which datastore roles log in with a password the datastore keeps, and how to reach it.
 
     Postgres keeps its roles' passwords in its data directory: a rotated ``postgresPassword``
     must be set on every role the contract's URL templates log in as (and on the superuser
-    initdb created) before anything restarts with the new URL files.
+    initdb created) before anything restarts with the new URL files. The contract's
+    ``password_sync`` names the secret, the service and the users; the sync is in the model
+    when that service runs here and reads the secret.
     ``caracal.hardened.datastore_credentials`` does it, with SCRAM verifiers computed on the
     host and fed on standard input to ``psql`` run inside the postgres container as the
     ``postgres`` user (local peer authentication): the password never passes through
     Ansible, a command line, the environment or a statement. Each backend prefixes the exec
     with its own (``docker compose exec``, ``podman exec``).
     """
-    pg = [s for s in model_services if s['name'] == 'postgres' and s['secrets']
-          and 'postgresPassword' in s['secrets']['files']]
-    if not pg:
-        return {}
-    roles = []
-    for spec in profile['secrets'].values():
-        template = spec.get('template') or ''
-        if 'postgresPassword' not in (spec.get('derived_from') or []):
+    on_host = dict((s['name'], s) for s in model_services)
+    sync = {}
+    for secret, spec in (profile.get('password_sync') or {}).items():
+        holder = on_host.get(spec['service'])
+        if not (holder and holder['secrets'] and secret in holder['secrets']['files']):
             continue
-        match = re.match(r'^postgres(?:ql)?://([A-Za-z_][A-Za-z0-9_]*)(?::[^@]*)?@', template)
-        if match and match.group(1) not in roles:
-            roles.append(match.group(1))
-    if 'postgres' not in roles:
-        roles.append('postgres')
-    return {'postgresPassword': {'service': 'postgres', 'user': 'postgres', 'roles': roles}}
+        roles = []
+        for derived in profile['secrets'].values():
+            if secret not in (derived.get('derived_from') or []):
+                continue
+            match = _URL_LOGIN.match(derived.get('template') or '')
+            if match and match.group(1) not in roles:
+                roles.append(match.group(1))
+        if spec['superuser'] not in roles:
+            roles.append(spec['superuser'])
+        sync[secret] = {'service': spec['service'], 'user': spec['user'], 'roles': roles}
+    return sync
 
 
 def restart_plan(model, requested):

@@ -134,3 +134,36 @@ def test_secret_variables_are_the_plain_names():
     names = contract.secret_variables(contract.get_profile('2026.07'))
     assert {'ZONE_KEK', 'CONTROL_API_TOKEN', 'PGPASSWORD', 'DATABASE_URL'} <= names
     assert not [n for n in names if n.endswith('_FILE')]
+
+
+@pytest.mark.parametrize('mutate,problem', [
+    (lambda p: p['password_sync'].update({'ghostPassword': {'service': 'postgres', 'user': 'postgres',
+                                                            'superuser': 'postgres'}}), 'unknown secret ghostPassword'),
+    (lambda p: p['password_sync']['postgresPassword'].update({'service': 'redis'}), 'names redis, which does not read it'),
+])
+def test_check_profile_finds_password_sync_problems(mutate, problem):
+    problems = _broken(mutate)
+    assert any(problem in p for p in problems), problems
+
+
+def test_image_reference_of_a_resolved_profile():
+    profile = contract.get_profile('2026.07')
+    assert contract.image_reference(profile, 'sts') == 'ghcr.io/garudex-labs/caracal-go:v2026.07.03-rc.1'
+    assert contract.image_reference(profile, 'web', registry='', release='2026.06.25-rc.1') == 'caracal-web:v2026.06.25-rc.1'
+    digest = 'sha256:' + 'c' * 64
+    assert contract.image_reference(profile, 'dbMigrate', registry='reg.test:5000/caracal',
+                                    digests={'caracal-postgres': digest}) == \
+        'reg.test:5000/caracal/caracal-postgres:v2026.07.03-rc.1@' + digest
+    assert profile == contract.get_profile('2026.07')
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    ({'service': 'nope'}, 'profile 2026.07 has no service nope'),
+    ({'registry': 'https://reg.test'}, 'is not a registry name'),
+    ({'release': '1.0.0'}, 'release 1.0.0 is not part of profile 2026.07'),
+    ({'digests': {'caracal-go': 'sha256:short'}}, 'the digest for image caracal-go must be sha256'),
+])
+def test_image_reference_refusals_are_contract_errors(kwargs, match):
+    kwargs.setdefault('service', 'sts')
+    with pytest.raises(contract.ContractError, match=match):
+        contract.image_reference(contract.get_profile('2026.07'), **kwargs)
