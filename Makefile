@@ -14,16 +14,17 @@ SCENARIO ?=
 # A phase that finds nothing to test exits 77: not an error for a single make target.
 PHASE = $(PLATFORM)/phase.sh
 
-.PHONY: help test setup lint yamllint ansible-lint sanity unit integration build molecule demo demo-clean bench
+.PHONY: help test setup lint yamllint ansible-lint sanity unit image-contract integration build molecule demo demo-clean bench
 
 help:
-	@echo "make test                  setup, lint, sanity, unit, integration, build check, every molecule scenario"
+	@echo "make test                  setup, lint, sanity, unit, image contract, build check, every molecule scenario"
 	@echo "make demo                  deploy playbooks/deploy.yml to the disposable container caracal-demo"
 	@echo "make demo-clean            remove caracal-demo"
 	@echo "make bench                 deploy, no-op re-run, rotation timings on a fresh demo host (caracal-bench)"
 	@echo "make setup                 prepare this machine (idempotent)"
 	@echo "make lint                  yamllint and ansible-lint (production profile)"
-	@echo "make sanity | unit | integration | build"
+	@echo "make sanity | unit | image-contract | build"
+	@echo "make image-contract        the stand-in service images against Caracal's startup contract (make integration: the same)"
 	@echo "make molecule [SCENARIO=name]"
 
 test:
@@ -39,8 +40,11 @@ lint: setup
 yamllint ansible-lint sanity build: setup
 	$(PHASE) $@
 
-unit integration: setup
+unit image-contract: setup
 	$(PHASE) $@ || [ $$? -eq 77 ]
+
+# The old name of image-contract (tests/image_contract/ is not Ansible integration targets).
+integration: image-contract
 
 molecule: setup
 	$(PHASE) molecule $(SCENARIO) || [ $$? -eq 77 ]

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 # The attribute descriptions every module of the collection shares.  A module lists
-# this fragment (and C(files) when it writes files) and declares its own support level.
+# this fragment (and C(files) when it writes files) and declares its own support level,
+# or lists C(read_only) for the support level of a module that only reads the host.
 
 from __future__ import absolute_import, division, print_function
 
@@ -32,4 +33,18 @@ options: {}
 attributes:
   safe_file_operations:
     description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid data corruption.
+'''
+
+    # Support levels of the modules that only read the host (the verification modules).
+    READ_ONLY = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The module only reads; check mode changes nothing either.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
 '''

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 # Options shared by the verification modules (caracal_*_info). Each module also lists
-# caracal.hardened.attributes and declares its own (read-only) support levels.
+# caracal.hardened.attributes and caracal.hardened.attributes.read_only (its support levels).
 
 from __future__ import absolute_import, division, print_function
 

@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Checks on the audit pipeline: the Redis audit stream and its dead-letter queue.
 
-A minimal RESP2 client (``RespClient``) over a plain socket, so the check needs no Redis
-library on the host, and the pure evaluation of what Redis answered. The password is sent
-once (``AUTH``) and never kept in an error message, a result or a log line.
+The RESP2 encoding and reply parser (``encode``, ``Reader``) that ``_checks_host.RespClient``
+speaks over a plain socket, so the check needs no Redis library on the host, and the pure
+evaluation of what Redis answered. The password is sent once (``AUTH``) and never kept in an
+error message, a result or a log line.
 
 This is a private module_utils (leading underscore): its API may change between minor
 releases of the collection.
@@ -14,8 +15,6 @@ releases of the collection.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
-
-import socket
 
 from ansible_collections.caracal.hardened.plugins.module_utils._checks import judged
 
@@ -82,31 +81,6 @@ class Reader(object):
         raise RespError('unexpected reply type %r' % kind)
 
 
-class RespClient(object):
-    """One connection to Redis, with a timeout on every operation."""
-
-    def __init__(self, host, port, timeout=5.0):
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
-        self.reader = Reader(self.sock.recv)
-
-    def call(self, *args):
-        self.sock.sendall(encode(*args))
-        return self.reader.read()
-
-    def auth(self, password):
-        try:
-            return self.call('AUTH', password)
-        except RespError as exc:
-            # Redis never echoes the password, but make sure of it.
-            raise RespError(str(exc).replace(password, '<redacted>'))
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
 def xinfo_dict(reply):
     """``XINFO STREAM``/``XINFO GROUPS`` flat ``[k, v, k, v]`` lists as dictionaries."""
     if isinstance(reply, list) and reply and not isinstance(reply[0], list):
@@ -153,21 +127,6 @@ def check_dlq(profile, facts, endpoint, max_length, previous=None):
                         % (dlq, previous, length))
     return judged('audit.dlq', findings, {'endpoint': endpoint, 'length': length, 'max_length': max_length,
                                           'previous_length': previous})
-
-
-def read_streams(client, profile):
-    """Ask an authenticated ``client`` about both streams (types, lengths, consumer groups)."""
-    facts = {'types': {}, 'lengths': {}, 'groups': {}}
-    for name in (profile['audit_stream'], profile['audit_dlq']):
-        kind = client.call('TYPE', name)
-        facts['types'][name] = kind
-        if kind == 'stream':
-            facts['lengths'][name] = client.call('XLEN', name)
-            groups = client.call('XINFO', 'GROUPS', name) or []
-            facts['groups'][name] = [
-                {'name': g.get('name'), 'pending': g.get('pending'), 'consumers': g.get('consumers')}
-                for g in (xinfo_dict(item) for item in groups)]
-    return facts
 
 
 def redis_target(profile, containers):

@@ -10,11 +10,15 @@ in one module call. A group (``Group``) is:
   ``checks``, ``profile``, ``engine`` and ``project``);
 - ``prepare(params)``: validates the options before anything is measured (raises
   ``ValueError`` or ``ContractError``) and returns what ``run`` needs;
-- ``run(module, params, prepared, gather)``: measures and judges, and returns the module's
-  result without ``changed`` and ``summary``. ``gather(with_proc)`` gives the containers of
-  the project (``_checks_host.gather_containers``): a single module asks the engines itself
+- ``run(module, params, prepared, gather)``: has ``_checks_host`` measure and the pure
+  ``_checks_<group>`` functions judge, and returns the module's result without ``changed``
+  and ``summary``. ``gather(with_proc)`` gives the containers of the project
+  (``_checks_host.gather_containers``): a single module asks the engines itself
   (``own_containers``), ``caracal_verify_info`` asks them once for every group
   (``SharedContainers``).
+
+Nothing here reads the host itself (no command, socket or file of host state): that is
+``_checks_host``, whatever a group needs measured.
 
 This is a private module_utils (leading underscore): its API may change between minor
 releases of the collection.
@@ -26,9 +30,7 @@ __metaclass__ = type
 
 import copy
 import datetime
-import grp
 import ipaddress
-import json
 import os
 import ssl
 import threading
@@ -48,25 +50,31 @@ from ansible_collections.caracal.hardened.plugins.module_utils._checks_health im
     check_journal,
     check_pending,
     check_ready,
-    credentials_to_try,
 )
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_audit import (
-    RespClient,
-    RespError,
     check_dlq,
     check_streams,
-    read_streams,
     redis_target,
 )
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_host import (
     add_proc_status,
+    audit_streams,
     backup_files,
     certificate_facts,
+    credential_logins,
     engine_errors,
     gather_containers,
     http_get,
+    job_units,
+    jwks_answers,
+    listeners,
+    metrics_probes,
+    paths_present,
     probe_protocol,
-    read_small,
+    read_value,
+    ready_probes,
+    resolve_group,
+    ruleset,
     runtime_profiles,
     scan_processes,
     secrets_snapshot,
@@ -79,8 +87,6 @@ from ansible_collections.caracal.hardened.plugins.module_utils._checks_network i
     check_firewall,
     check_public_ports,
     check_service_ports,
-    parse_proc_net_tcp,
-    parse_ss,
 )
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import (
     check_capabilities,
@@ -97,9 +103,6 @@ from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime i
     check_sts_admin_token,
     control_gates,
     known_services,
-    metrics_targets,
-    ready_targets,
-    service_targets,
 )
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_secrets import (
     STRENGTH_CHECKS,
@@ -123,7 +126,6 @@ from ansible_collections.caracal.hardened.plugins.module_utils._checks_tls impor
     check_redirect,
 )
 from ansible_collections.caracal.hardened.plugins.module_utils._contract import DEFAULT_PROFILE, ContractError, get_profile
-from ansible_collections.caracal.hardened.plugins.module_utils._datastores import pg_login, redis_auth
 from ansible_collections.caracal.hardened.plugins.module_utils._secrets import is_derived, trim
 
 # The options of every group that looks at the containers of the deployment.
@@ -198,12 +200,6 @@ RUNTIME_IDS = [
     'metrics.bearer', 'health.ready', 'health.jwks',
 ]
 
-# Retired metrics bearers tried against each endpoint (the newest archived values).
-RETIRED_BEARERS = 3
-# What a /ready answer's body may add to a finding; the largest JWKS document read.
-READY_BODY_LIMIT = 2048
-JWKS_BODY_LIMIT = 65536
-
 _RUNTIME_SIMPLE = {
     'mode.caracal_mode': check_mode,
     'mode.fail_open': check_fail_open,
@@ -222,128 +218,6 @@ def _runtime_prepare(params):
     return _profile_and_selection(params, RUNTIME_IDS)
 
 
-def _read_value(path):
-    text = read_small(path)
-    return trim(text) if text else ''
-
-
-def metrics_bearers(store_path, archive_path):
-    """``(current, [retired])`` metricsBearer values (in memory only); ``(None, [])`` without a store."""
-    if not store_path:
-        return None, []
-    current = _read_value(os.path.join(store_path, 'metricsBearer')) or None
-    retired = []
-    directory = os.path.join(archive_path, 'metricsBearer') if archive_path else None
-    if directory and os.path.isdir(directory):
-        for entry in sorted(os.listdir(directory), reverse=True):
-            value = _read_value(os.path.join(directory, entry))
-            if value and value != current and value not in retired:
-                retired.append(value)
-            if len(retired) >= RETIRED_BEARERS:
-                break
-    return current, retired
-
-
-def _answer(answer):
-    return {'status': answer['status']} if 'status' in answer else {'error': answer['error']}
-
-
-def _bearer(value):
-    return {'Authorization': 'Bearer %s' % value}
-
-
-def metrics_probes(profile, containers, params):
-    """What ``check_metrics`` judges: each endpoint asked without a bearer, and with the current
-    and the retired bearers when the store is given."""
-    current, retired = metrics_bearers(params.get('store_path'), params.get('archive_path'))
-    probes = {}
-    for ctr, host, port, _how in metrics_targets(profile, containers):
-        if host is None:
-            continue
-        probe = _answer(http_get(host, port, '/metrics', timeout=params['timeout']))
-        if current:
-            probe['current'] = _answer(http_get(host, port, '/metrics', headers=_bearer(current),
-                                                timeout=params['timeout']))
-        if retired:
-            probe['retired'] = [_answer(http_get(host, port, '/metrics', headers=_bearer(value),
-                                                 timeout=params['timeout'])) for value in retired]
-        probes[ctr['name']] = probe
-    return probes
-
-
-def _reason(body, known):
-    """The reason a /ready body gives (JSON ``reason``, ``error`` or ``dependency``, else the text),
-    with every value of the store replaced."""
-    text = (body or '').strip()
-    try:
-        data = json.loads(text)
-        if isinstance(data, dict):
-            text = ', '.join(str(data[k]) for k in ('reason', 'error', 'dependency') if data.get(k)) or text
-    except ValueError:
-        pass
-    for value in known:
-        text = text.replace(value, '<redacted>')
-    return text
-
-
-def _store_values(store_path):
-    if not store_path or not os.path.isdir(store_path):
-        return []
-    values = [_read_value(os.path.join(store_path, name)) for name in sorted(os.listdir(store_path))]
-    return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
-
-
-def ready_probes(profile, containers, params):
-    """``/ready`` of every running application container (``None``: no address to reach it)."""
-    known = _store_values(params.get('store_path'))
-    probes = {}
-    for ctr, host, port, _how in ready_targets(profile, containers):
-        if host is None:
-            probes[ctr['name']] = None
-            continue
-        answer = http_get(host, port, profile['healthcheck']['path'], timeout=params['timeout'],
-                          body_limit=READY_BODY_LIMIT)
-        probe = _answer(answer)
-        if 'status' in answer and answer['status'] != 200:
-            probe['reason'] = _reason(answer.get('body'), known)
-        probes[ctr['name']] = probe
-    return probes
-
-
-def jwks_answers(profile, containers, params):
-    """The JWKS document of every running issuer (``None``: no address to reach it)."""
-    answers = {}
-    for ctr, host, port, _how in service_targets(profile, containers, lambda svc: bool(svc.get('jwks_path'))):
-        if host is None:
-            answers[ctr['name']] = None
-            continue
-        path = profile['services'][ctr['service']]['jwks_path']
-        answer = http_get(host, port, path, timeout=params['timeout'], body_limit=JWKS_BODY_LIMIT)
-        found = _answer(answer)
-        if answer.get('status') == 200:
-            try:
-                found['document'] = json.loads(answer.get('body') or '')
-            except ValueError:
-                found['document'] = None
-        answers[ctr['name']] = found
-    return answers
-
-
-def job_units(module, profile, project, containers):
-    """``systemctl show`` of the unit of each one-shot job that has no container (Podman's
-    Quadlet units remove a job's container once it completed)."""
-    present = set(c['service'] for c in containers)
-    wanted = [n for n in profile['start_order'] if profile['services'][n]['kind'] == 'job' and n not in present]
-    systemctl = module.get_bin_path('systemctl') if wanted else None
-    units = {}
-    for name in wanted if systemctl else []:
-        rc, out, dummy = module.run_command([systemctl, 'show', '--property=Id,LoadState,ActiveState,Result',
-                                             '%s-%s.service' % (project, name)])
-        if rc == 0:
-            units[name] = dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
-    return units
-
-
 def _runtime_run(module, params, prepared, gather):
     profile = prepared['profile']
     gathered = gather(with_proc=True)
@@ -358,7 +232,7 @@ def _runtime_run(module, params, prepared, gather):
         if check_id in _RUNTIME_SIMPLE:
             records.append(_RUNTIME_SIMPLE[check_id](profile, containers, **common))
         elif check_id == 'access.control':
-            present = dict((gate, os.path.lexists(gate)) for _c, _m, gate in control_gates(profile, containers) if gate)
+            present = paths_present(gate for _c, _m, gate in control_gates(profile, containers) if gate)
             records.append(check_control(profile, containers, present, enabled=params['control_enabled'], **common))
         elif check_id == 'metrics.bearer':
             records.append(check_metrics(profile, containers, metrics_probes(profile, containers, params), **common))
@@ -405,17 +279,6 @@ def parse_mode(mode):
     return value
 
 
-def resolve_group(group, default_gid):
-    if group is None:
-        return default_gid
-    if str(group).isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise ValueError('group %s does not exist on this host' % group) from None
-
-
 def _secrets_prepare(params):
     prepared = _profile_and_selection(params, SECRETS_IDS)
     profile = prepared['profile']
@@ -429,32 +292,6 @@ def _secrets_prepare(params):
             raise ValueError('policies: %s must be a dictionary' % name)
     prepared['now'] = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     return prepared
-
-
-def credentials_record(profile, snapshot, containers, timeout):
-    """``health.credentials``: log in to Postgres and Redis with every credential of the views.
-
-    The servers are reached at their publish or their container address (storage is not
-    published by default); identical credentials are tried once."""
-    servers = {}
-    for ctr, host, port, _how in service_targets(profile, containers, lambda svc: svc['kind'] == 'storage'):
-        if ctr['service'] in ('postgres', 'redis') and host:
-            servers.setdefault(ctr['service'], (host, int(port)))
-    tried = {}
-    attempts = []
-    for svc, secret, server, user, password, database in credentials_to_try(profile, snapshot):
-        where = servers.get(server)
-        key = (server, user, password, database)
-        if where and key not in tried:
-            if server == 'postgres':
-                tried[key] = pg_login(where[0], where[1], user, password, database or user, timeout=timeout)
-            else:
-                tried[key] = redis_auth(where[0], where[1], password, timeout=timeout)
-        accepted, detail = tried.get(key, (False, 'not tried'))
-        attempts.append({'service': svc, 'secret': secret, 'server': server, 'user': user, 'accepted': accepted,
-                         'detail': detail})
-    shown = dict((name, '%s:%d' % servers[name] if name in servers else None) for name in ('postgres', 'redis'))
-    return check_credentials(attempts, shown)
 
 
 def _secrets_run(module, params, prepared, gather):
@@ -503,7 +340,7 @@ def _secrets_run(module, params, prepared, gather):
             archive = snapshot['archive']
             records.append(check_journal(archive['journal'], archive['journal_path'], archive['journal_error']))
         elif check_id == 'health.credentials':
-            records.append(credentials_record(profile, snapshot, containers, p['timeout']))
+            records.append(check_credentials(*credential_logins(profile, snapshot, containers, p['timeout'])))
         elif check_id == 'keys.kek_backup':
             files = backup_files(p['kek_backup_path']) if p['kek_backup_path'] else []
             records.append(check_kek_backup(profile, snapshot, names, p['kek_backup_path'], files, containers))
@@ -530,38 +367,6 @@ SECRETS = Group('secrets', SECRETS_IDS, {
 # ---------------------------------------------------------------- network
 
 NETWORK_IDS = ['ports.public', 'ports.services', 'network.firewall', 'network.default_deny', 'network.blocked_ranges']
-
-
-def listeners(module):
-    '''(listeners, source, error)'''
-    ss = module.get_bin_path('ss')
-    if ss:
-        rc, out, err = module.run_command([ss, '-H', '-l', '-t', '-n', '-p'])
-        if rc == 0:
-            return parse_ss(out), 'ss -Hltnp', None
-    found = []
-    error = None
-    for path in ('/proc/net/tcp', '/proc/net/tcp6'):
-        text = read_small(path, limit=1 << 24)
-        if text is None:
-            error = 'cannot read %s' % path
-            continue
-        found.extend(parse_proc_net_tcp(text))
-    return found, '/proc/net/tcp{,6}', None if found or not error else error
-
-
-def ruleset(module):
-    '''(nft JSON, error)'''
-    nft = module.get_bin_path('nft')
-    if not nft:
-        return None, 'nft (nftables) is not installed'
-    rc, out, err = module.run_command([nft, '-j', 'list', 'ruleset'])
-    if rc != 0:
-        return None, 'nft -j list ruleset failed: %s' % (err or out).strip()
-    try:
-        return json.loads(out or '{"nftables": []}'), None
-    except ValueError as exc:
-        return None, 'nft printed no JSON: %s' % exc
 
 
 def _network_prepare(params):
@@ -700,20 +505,6 @@ TLS = Group('tls', TLS_IDS, {
 AUDIT_IDS = ['audit.streams', 'audit.dlq', 'audit.pending']
 
 
-def ask(host, port, password, profile, timeout):
-    '''The facts of both streams, or ``{'error': ...}``; the password never reaches a message.'''
-    client = None
-    try:
-        client = RespClient(host, port, timeout)
-        client.auth(password)
-        return read_streams(client, profile)
-    except (RespError, OSError, ValueError) as exc:
-        return {'error': to_native(exc).replace(password, '<redacted>') or type(exc).__name__}
-    finally:
-        if client is not None:
-            client.close()
-
-
 def _audit_prepare(params):
     prepared = _profile_and_selection(params, AUDIT_IDS)
     prepared.update({'host': None, 'port': None, 'how': 'address option'})
@@ -751,11 +542,11 @@ def _audit_run(module, params, prepared, gather):
     endpoint = 'unknown' if problem or host is None else ('[%s]:%s' % (host, port) if ':' in host else '%s:%s' % (host, port))
     facts = None
     if not problem:
-        password = read_small(os.path.join(p['store_path'], 'redisPassword'))
-        if not password or not trim(password):
+        password = read_value(os.path.join(p['store_path'], 'redisPassword'))
+        if not password:
             problem = 'redisPassword is missing or empty in %s: cannot authenticate' % p['store_path']
         else:
-            facts = ask(host, port, trim(password), profile, p['timeout'])
+            facts = audit_streams(host, port, password, profile, p['timeout'])
     if problem or facts is None:
         records = [judged(c, ['cannot reach the audit streams: %s' % problem], {'endpoint': endpoint}) for c in selected]
     else:

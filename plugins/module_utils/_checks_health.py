@@ -12,7 +12,7 @@
   retired ones when the store is given: ``metrics_probes`` says what each answer must be;
 - ``audit.pending``: the audit stream's consumer groups keep up (pending entries bounded).
 
-Every function here judges facts measured elsewhere (``_checks_groups`` asks the engines, the
+Every function here judges facts measured elsewhere (``_checks_host`` asks the engines, the
 services and the datastores); none reads a value into a finding: credentials are named by
 their secret and user, never shown.
 

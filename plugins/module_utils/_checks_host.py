@@ -3,10 +3,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The thin, read-only I/O of the verification modules.
 
-Everything here only reads: ``docker``/``podman`` ``ps`` and ``inspect``, ``ss``, ``nft -j
-list ruleset``, ``/proc``, file metadata and small files, HTTP(S) GETs and TLS handshakes
-to the host's own endpoints, and Redis read commands. The ``_checks_*`` files judge what
-this returns. Secret values read from the store stay in memory and are never returned.
+Everything here only reads: ``docker``/``podman`` ``ps`` and ``inspect``, ``systemctl show``,
+``ss``, ``nft -j list ruleset``, ``/proc``, the group database, file metadata and small files,
+HTTP(S) GETs and TLS handshakes to the host's own endpoints, logins to Postgres and Redis
+(``_datastores``), and Redis read commands (``RespClient``). The ``_checks_*`` files judge
+what this returns, and ``_checks_groups`` only hands one to the other: no other ``_checks_*``
+file runs a command, opens a socket or reads the host. Secret values read from the store stay
+in memory and are never returned.
 
 This is a private module_utils (leading underscore): its API may change between minor
 releases of the collection.
@@ -16,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import grp
 import http.client
 import json
 import os
@@ -28,10 +32,16 @@ from ansible.module_utils.common.text.converters import to_native, to_text
 
 from ansible_collections.caracal.hardened.plugins.module_utils import _layout
 from ansible_collections.caracal.hardened.plugins.module_utils._checks import judged
+from ansible_collections.caracal.hardened.plugins.module_utils._checks_audit import Reader, RespError, encode, xinfo_dict
+from ansible_collections.caracal.hardened.plugins.module_utils._checks_health import credentials_to_try
+from ansible_collections.caracal.hardened.plugins.module_utils._checks_network import parse_proc_net_tcp, parse_ss
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_runtime import (
+    metrics_targets,
     normalize_container,
     parse_proc_status,
     project_containers,
+    ready_targets,
+    service_targets,
 )
 from ansible_collections.caracal.hardened.plugins.module_utils._checks_tls import (
     certificate_facts_crypto,
@@ -39,11 +49,18 @@ from ansible_collections.caracal.hardened.plugins.module_utils._checks_tls impor
     offers,
     parse_client_hello,
 )
+from ansible_collections.caracal.hardened.plugins.module_utils._datastores import pg_login, redis_auth
+from ansible_collections.caracal.hardened.plugins.module_utils._secrets import trim
 
 ENGINES = ('docker', 'podman')
 MAX_SMALL_FILE = 4096
 MAX_BACKUP_FILES = 2000
 MAX_PROC_READ = 1 << 20
+# Retired metrics bearers tried against each endpoint (the newest archived values).
+RETIRED_BEARERS = 3
+# What a /ready answer's body may add to a finding; the largest JWKS document read.
+READY_BODY_LIMIT = 2048
+JWKS_BODY_LIMIT = 65536
 
 _TLS_VERSIONS = {
     'TLSv1': 'TLSv1',
@@ -191,6 +208,55 @@ def runtime_profiles(paths):
     return out
 
 
+def read_value(path):
+    """The trimmed text of a small file of the store (``''`` when absent or empty), in memory only."""
+    text = read_small(path)
+    return trim(text) if text else ''
+
+
+def store_values(store_path):
+    """The values of the store of 8 characters or more, longest first (in memory only: what an
+    answer of a service must not show); ``[]`` without a store."""
+    if not store_path or not os.path.isdir(store_path):
+        return []
+    values = [read_value(os.path.join(store_path, name)) for name in sorted(os.listdir(store_path))]
+    return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
+
+
+def metrics_bearers(store_path, archive_path):
+    """``(current, [retired])`` metricsBearer values (in memory only); ``(None, [])`` without a store."""
+    if not store_path:
+        return None, []
+    current = read_value(os.path.join(store_path, 'metricsBearer')) or None
+    retired = []
+    directory = os.path.join(archive_path, 'metricsBearer') if archive_path else None
+    if directory and os.path.isdir(directory):
+        for entry in sorted(os.listdir(directory), reverse=True):
+            value = read_value(os.path.join(directory, entry))
+            if value and value != current and value not in retired:
+                retired.append(value)
+            if len(retired) >= RETIRED_BEARERS:
+                break
+    return current, retired
+
+
+def paths_present(paths):
+    """``{path: whether it exists}``, a symbolic link counting as present (not followed)."""
+    return dict((path, os.path.lexists(path)) for path in paths)
+
+
+def resolve_group(group, default_gid):
+    """The gid of ``group`` (a name or a number; ``default_gid`` when ``None``) in the host's group database."""
+    if group is None:
+        return default_gid
+    if str(group).isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ValueError('group %s does not exist on this host' % group) from None
+
+
 # ---------------------------------------------------------------- /proc
 
 def proc_status(pid):
@@ -296,6 +362,55 @@ def engine_errors(check_id, gathered):
     if gathered['containers'] or not gathered['errors']:
         return None
     return judged(check_id, gathered['errors'], {'engines': gathered['engines']})
+
+
+def job_units(module, profile, project, containers):
+    """``systemctl show`` of the unit of each one-shot job that has no container (Podman's
+    Quadlet units remove a job's container once it completed)."""
+    present = set(c['service'] for c in containers)
+    wanted = [n for n in profile['start_order'] if profile['services'][n]['kind'] == 'job' and n not in present]
+    systemctl = module.get_bin_path('systemctl') if wanted else None
+    units = {}
+    for name in wanted if systemctl else []:
+        rc, out, dummy = module.run_command([systemctl, 'show', '--property=Id,LoadState,ActiveState,Result',
+                                             '%s-%s.service' % (project, name)])
+        if rc == 0:
+            units[name] = dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
+    return units
+
+
+# ---------------------------------------------------------------- listeners and the firewall
+
+def listeners(module):
+    """``(listeners, source, error)``: ``ss -Hltnp``, else ``/proc/net/tcp{,6}`` (no processes then)."""
+    ss = module.get_bin_path('ss')
+    if ss:
+        rc, out, err = module.run_command([ss, '-H', '-l', '-t', '-n', '-p'])
+        if rc == 0:
+            return parse_ss(out), 'ss -Hltnp', None
+    found = []
+    error = None
+    for path in ('/proc/net/tcp', '/proc/net/tcp6'):
+        text = read_small(path, limit=1 << 24)
+        if text is None:
+            error = 'cannot read %s' % path
+            continue
+        found.extend(parse_proc_net_tcp(text))
+    return found, '/proc/net/tcp{,6}', None if found or not error else error
+
+
+def ruleset(module):
+    """``(nft JSON, error)`` of ``nft -j list ruleset``."""
+    nft = module.get_bin_path('nft')
+    if not nft:
+        return None, 'nft (nftables) is not installed'
+    rc, out, err = module.run_command([nft, '-j', 'list', 'ruleset'])
+    if rc != 0:
+        return None, 'nft -j list ruleset failed: %s' % (err or out).strip()
+    try:
+        return json.loads(out or '{"nftables": []}'), None
+    except ValueError as exc:
+        return None, 'nft printed no JSON: %s' % exc
 
 
 # ---------------------------------------------------------------- network
@@ -436,3 +551,166 @@ def certificate_facts(module, der):
     if rc != 0:
         raise RuntimeError('openssl x509 failed: %s' % err.strip())
     return certificate_facts_openssl(out)
+
+
+# ---------------------------------------------------------------- the services' endpoints
+
+def _answer(answer):
+    return {'status': answer['status']} if 'status' in answer else {'error': answer['error']}
+
+
+def _bearer(value):
+    return {'Authorization': 'Bearer %s' % value}
+
+
+def metrics_probes(profile, containers, params):
+    """What ``check_metrics`` judges: each endpoint asked without a bearer, and with the current
+    and the retired bearers when the store is given."""
+    current, retired = metrics_bearers(params.get('store_path'), params.get('archive_path'))
+    probes = {}
+    for ctr, host, port, _how in metrics_targets(profile, containers):
+        if host is None:
+            continue
+        probe = _answer(http_get(host, port, '/metrics', timeout=params['timeout']))
+        if current:
+            probe['current'] = _answer(http_get(host, port, '/metrics', headers=_bearer(current),
+                                                timeout=params['timeout']))
+        if retired:
+            probe['retired'] = [_answer(http_get(host, port, '/metrics', headers=_bearer(value),
+                                                 timeout=params['timeout'])) for value in retired]
+        probes[ctr['name']] = probe
+    return probes
+
+
+def _reason(body, known):
+    """The reason a /ready body gives (JSON ``reason``, ``error`` or ``dependency``, else the text),
+    with every value of the store replaced."""
+    text = (body or '').strip()
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict):
+            text = ', '.join(str(data[k]) for k in ('reason', 'error', 'dependency') if data.get(k)) or text
+    except ValueError:
+        pass
+    for value in known:
+        text = text.replace(value, '<redacted>')
+    return text
+
+
+def ready_probes(profile, containers, params):
+    """``/ready`` of every running application container (``None``: no address to reach it)."""
+    known = store_values(params.get('store_path'))
+    probes = {}
+    for ctr, host, port, _how in ready_targets(profile, containers):
+        if host is None:
+            probes[ctr['name']] = None
+            continue
+        answer = http_get(host, port, profile['healthcheck']['path'], timeout=params['timeout'],
+                          body_limit=READY_BODY_LIMIT)
+        probe = _answer(answer)
+        if 'status' in answer and answer['status'] != 200:
+            probe['reason'] = _reason(answer.get('body'), known)
+        probes[ctr['name']] = probe
+    return probes
+
+
+def jwks_answers(profile, containers, params):
+    """The JWKS document of every running issuer (``None``: no address to reach it)."""
+    answers = {}
+    for ctr, host, port, _how in service_targets(profile, containers, lambda svc: bool(svc.get('jwks_path'))):
+        if host is None:
+            answers[ctr['name']] = None
+            continue
+        path = profile['services'][ctr['service']]['jwks_path']
+        answer = http_get(host, port, path, timeout=params['timeout'], body_limit=JWKS_BODY_LIMIT)
+        found = _answer(answer)
+        if answer.get('status') == 200:
+            try:
+                found['document'] = json.loads(answer.get('body') or '')
+            except ValueError:
+                found['document'] = None
+        answers[ctr['name']] = found
+    return answers
+
+
+# ---------------------------------------------------------------- datastores
+
+def credential_logins(profile, snapshot, containers, timeout):
+    """``(attempts, servers)``, what ``check_credentials`` judges: a login to Postgres or Redis
+    with every credential of the views.
+
+    The servers are reached at their publish or their container address (storage is not
+    published by default); identical credentials are tried once."""
+    servers = {}
+    for ctr, host, port, _how in service_targets(profile, containers, lambda svc: svc['kind'] == 'storage'):
+        if ctr['service'] in ('postgres', 'redis') and host:
+            servers.setdefault(ctr['service'], (host, int(port)))
+    tried = {}
+    attempts = []
+    for svc, secret, server, user, password, database in credentials_to_try(profile, snapshot):
+        where = servers.get(server)
+        key = (server, user, password, database)
+        if where and key not in tried:
+            if server == 'postgres':
+                tried[key] = pg_login(where[0], where[1], user, password, database or user, timeout=timeout)
+            else:
+                tried[key] = redis_auth(where[0], where[1], password, timeout=timeout)
+        accepted, detail = tried.get(key, (False, 'not tried'))
+        attempts.append({'service': svc, 'secret': secret, 'server': server, 'user': user, 'accepted': accepted,
+                         'detail': detail})
+    shown = dict((name, '%s:%d' % servers[name] if name in servers else None) for name in ('postgres', 'redis'))
+    return attempts, shown
+
+
+class RespClient(object):
+    """One connection to Redis, with a timeout on every operation (RESP2: ``_checks_audit``)."""
+
+    def __init__(self, host, port, timeout=5.0):
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.reader = Reader(self.sock.recv)
+
+    def call(self, *args):
+        self.sock.sendall(encode(*args))
+        return self.reader.read()
+
+    def auth(self, password):
+        try:
+            return self.call('AUTH', password)
+        except RespError as exc:
+            # Redis never echoes the password, but make sure of it.
+            raise RespError(str(exc).replace(password, '<redacted>'))
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def read_streams(client, profile):
+    """Ask an authenticated ``client`` about both streams (types, lengths, consumer groups)."""
+    facts = {'types': {}, 'lengths': {}, 'groups': {}}
+    for name in (profile['audit_stream'], profile['audit_dlq']):
+        kind = client.call('TYPE', name)
+        facts['types'][name] = kind
+        if kind == 'stream':
+            facts['lengths'][name] = client.call('XLEN', name)
+            groups = client.call('XINFO', 'GROUPS', name) or []
+            facts['groups'][name] = [
+                {'name': g.get('name'), 'pending': g.get('pending'), 'consumers': g.get('consumers')}
+                for g in (xinfo_dict(item) for item in groups)]
+    return facts
+
+
+def audit_streams(host, port, password, profile, timeout):
+    """The facts of both audit streams, or ``{'error': ...}``; the password never reaches a message."""
+    client = None
+    try:
+        client = RespClient(host, port, timeout)
+        client.auth(password)
+        return read_streams(client, profile)
+    except (RespError, OSError, ValueError) as exc:
+        return {'error': to_native(exc).replace(password, '<redacted>') or type(exc).__name__}
+    finally:
+        if client is not None:
+            client.close()

@@ -39,18 +39,10 @@ author:
   - caracal.hardened contributors (!UNKNOWN)
 extends_documentation_fragment:
   - caracal.hardened.attributes
+  - caracal.hardened.attributes.read_only
   - caracal.hardened.checks
   - caracal.hardened.checks.profile
   - caracal.hardened.checks.engine
-attributes:
-  check_mode:
-    support: full
-    details:
-      - The module only reads; check mode changes nothing either.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
 options:
   control_enabled:
     description:

@@ -40,18 +40,10 @@ author:
   - caracal.hardened contributors (!UNKNOWN)
 extends_documentation_fragment:
   - caracal.hardened.attributes
+  - caracal.hardened.attributes.read_only
   - caracal.hardened.checks
   - caracal.hardened.checks.profile
   - caracal.hardened.checks.engine
-attributes:
-  check_mode:
-    support: full
-    details:
-      - The module only reads; check mode changes nothing either.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
 options:
   store_path:
     description: The canonical secret store (C(store_path) of M(caracal.hardened.secret_files)).

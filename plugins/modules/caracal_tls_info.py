@@ -30,16 +30,8 @@ author:
   - caracal.hardened contributors (!UNKNOWN)
 extends_documentation_fragment:
   - caracal.hardened.attributes
+  - caracal.hardened.attributes.read_only
   - caracal.hardened.checks
-attributes:
-  check_mode:
-    support: full
-    details:
-      - The module only reads; check mode changes nothing either.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
 options:
   server_name:
     description:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # One test phase of caracal.hardened (run setup.sh first; test-all.sh runs them all):
-#     tests/platform/phase.sh yamllint | ansible-lint | sanity | unit | integration | build
+#     tests/platform/phase.sh yamllint | ansible-lint | sanity | unit | image-contract | build
+#         (image-contract: tests/image_contract/, the stand-in images against Caracal's startup
+#         contract; "integration" is an old name for it, not Ansible integration targets)
 #     tests/platform/phase.sh molecule [SCENARIO]    (no SCENARIO: every scenario in turn)
 # Exit status: 0 passed, 77 skipped (nothing to test), anything else failed.
 set -euo pipefail
@@ -87,8 +89,8 @@ case "$phase" in
     unit)
         pytest_dir tests/unit "$@"
         ;;
-    integration)
-        pytest_dir tests/integration "$@"
+    image-contract | integration)
+        pytest_dir tests/image_contract "$@"
         ;;
     build)
         build_check
@@ -112,7 +114,7 @@ case "$phase" in
         fi
         ;;
     *)
-        echo "usage: $0 yamllint|ansible-lint|sanity|unit|integration|build|scenarios|molecule [SCENARIO]" >&2
+        echo "usage: $0 yamllint|ansible-lint|sanity|unit|image-contract|build|scenarios|molecule [SCENARIO]" >&2
         exit 2
         ;;
 esac

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """caracal-standin: a local stand-in for Caracal's application services (tests only).
 
-Caracal's own images cannot be pulled on the test machines, so the integration tests run
+Caracal's own images cannot be pulled on the test machines, so the image contract tests run
 this program in their place.  It honours Caracal's startup contract as the collection's
 contract module describes it (``_contract.py``, copied into the image at build time):
 

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) caracal.hardened contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The RESP client and the audit checks, against a tiny in-process Redis stand-in on loopback."""
+"""The RESP codec, the Redis client of ``_checks_host`` and the audit checks, against a tiny in-process
+Redis stand-in on loopback."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,6 +14,7 @@ import threading
 import pytest
 
 from ansible_collections.caracal.hardened.plugins.module_utils import _checks_audit as au
+from ansible_collections.caracal.hardened.plugins.module_utils import _checks_host as host
 from ansible_collections.caracal.hardened.plugins.module_utils._checks import FAIL, PASS
 
 from test_checks_fixtures import PROFILE, by_service, containers, stack
@@ -91,10 +93,10 @@ def redis_up():
 
 
 def ask(server, password=PASSWORD):
-    client = au.RespClient('127.0.0.1', server.port, timeout=3)
+    client = host.RespClient('127.0.0.1', server.port, timeout=3)
     try:
         client.auth(password)
-        return au.read_streams(client, PROFILE)
+        return host.read_streams(client, PROFILE)
     finally:
         client.close()
 

@@ -433,16 +433,16 @@ def record_of(result, check_id):
 
 class FakeDatastores(object):
     """Postgres and Redis as the verification reaches them (``pg_login``, ``redis_auth`` of
-    ``_checks_groups`` replaced): each accepts the password it was given (the store's by
+    ``_checks_host`` replaced): each accepts the password it was given (the store's by
     default); ``down`` makes one refuse connections; ``tried`` records (server, host, user, database)."""
 
     def __init__(self, monkeypatch, values):
-        from ansible_collections.caracal.hardened.plugins.module_utils import _checks_groups
+        from ansible_collections.caracal.hardened.plugins.module_utils import _checks_host
         self.passwords = {'postgres': values.get('postgresPassword'), 'redis': values.get('redisPassword')}
         self.down = set()
         self.tried = []
-        monkeypatch.setattr(_checks_groups, 'pg_login', self.pg_login)
-        monkeypatch.setattr(_checks_groups, 'redis_auth', self.redis_auth)
+        monkeypatch.setattr(_checks_host, 'pg_login', self.pg_login)
+        monkeypatch.setattr(_checks_host, 'redis_auth', self.redis_auth)
 
     def _answer(self, server, host, port, user, password, database=''):
         self.tried.append((server, host, user, database))

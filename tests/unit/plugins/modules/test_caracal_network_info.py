@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'module_utils'))
 
-from ansible_collections.caracal.hardened.plugins.module_utils import _checks_groups  # noqa: E402
+from ansible_collections.caracal.hardened.plugins.module_utils import _checks_host  # noqa: E402
 from ansible_collections.caracal.hardened.plugins.modules import caracal_network_info as mod  # noqa: E402
 
 from test_checks_fixtures import (  # noqa: E402
@@ -80,7 +80,7 @@ def test_without_ss_proc_net_tcp_is_read(monkeypatch):
     del h.binaries['ss']
     tables = {'/proc/net/tcp': '  sl local rem st\n   0: 00000000:1538 00000000:0000 0A 0 0 0 0 0 0\n',
               '/proc/net/tcp6': '  sl local rem st\n'}
-    monkeypatch.setattr(_checks_groups, 'read_small', lambda path, limit=0: tables.get(path))
+    monkeypatch.setattr(_checks_host, 'read_small', lambda path, limit=0: tables.get(path))
     kind, result = run_module(monkeypatch, mod.main, {'checks': ['ports.services']}, h)
     rec = result['checks'][0]
     assert rec['findings'] == ['port 5432 of postgres (storage port) listens on 0.0.0.0:5432 (every interface)']

@@ -15,7 +15,6 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'module_utils'))
 
-from ansible_collections.caracal.hardened.plugins.module_utils import _checks_groups  # noqa: E402
 from ansible_collections.caracal.hardened.plugins.module_utils import _checks_host  # noqa: E402
 from ansible_collections.caracal.hardened.plugins.modules import caracal_runtime_info as mod  # noqa: E402
 
@@ -52,7 +51,7 @@ def metrics(monkeypatch):
             return answers.get((port, path), {'status': 200, 'headers': [], 'body': JWKS_BODY})
         asked.append((host, port, path, dict(headers or {})))
         return answers.get(port, {'status': 401, 'headers': []})
-    monkeypatch.setattr(_checks_groups, 'http_get', http_get)
+    monkeypatch.setattr(_checks_host, 'http_get', http_get)
     return answers, asked
 
 
@@ -192,7 +191,7 @@ def test_metrics_must_take_the_current_bearer_and_refuse_the_retired_ones(monkey
         given = (headers or {}).get('Authorization', '')
         asked.append((port, given))
         return {'status': 200 if given == 'Bearer %s' % holds.get(port, current) else 401, 'headers': []}
-    monkeypatch.setattr(_checks_groups, 'http_get', http_get)
+    monkeypatch.setattr(_checks_host, 'http_get', http_get)
     args = {'checks': ['metrics'], 'store_path': str(store), 'archive_path': str(archive)}
     kind, result = run_module(monkeypatch, mod.main, args, FakeHost.with_stack(items))
     rec = record_of(result, 'metrics.bearer')

@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'module_utils')
 sys.path.insert(0, os.path.dirname(__file__))
 
 from ansible_collections.caracal.hardened.plugins.module_utils import _checks_groups  # noqa: E402
+from ansible_collections.caracal.hardened.plugins.module_utils import _checks_host  # noqa: E402
 from ansible_collections.caracal.hardened.plugins.modules import caracal_audit_info  # noqa: E402
 from ansible_collections.caracal.hardened.plugins.modules import caracal_checklist_info  # noqa: E402
 from ansible_collections.caracal.hardened.plugins.modules import caracal_network_info  # noqa: E402
@@ -68,7 +69,7 @@ def world(tmp_path, monkeypatch, servers):
     lay = layout(tmp_path / 'layout')
     items = fake_processes(monkeypatch, stack(lay['paths']['views_path']))
     monkeypatch.setattr(_checks_groups, 'scan_processes', lambda: ([], 0))
-    real_http_get = _checks_groups.http_get
+    real_http_get = _checks_host.http_get
 
     bearer = 'Bearer %s' % lay['values']['metricsBearer']
 
@@ -79,7 +80,7 @@ def world(tmp_path, monkeypatch, servers):
         if path == '/metrics':
             return {'status': 200 if (headers or {}).get('Authorization') == bearer else 401, 'headers': []}
         return real_http_get(host, port, path, headers=headers, **kwargs)
-    monkeypatch.setattr(_checks_groups, 'http_get', http_get)
+    monkeypatch.setattr(_checks_host, 'http_get', http_get)
     FakeDatastores(monkeypatch, lay['values'])
     (tmp_path / 'store').mkdir(mode=0o700)
     (tmp_path / 'store' / 'redisPassword').write_text(PASSWORD + '\n')

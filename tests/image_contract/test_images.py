@@ -1,6 +1,6 @@
 # Copyright (c) caracal.hardened contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Integration tests of the local Caracal images (tests/images).
+"""Contract tests of the local Caracal images (tests/images): run by hand or by the image-contract phase.
 
 The stand-ins replace Caracal's images, which cannot be pulled on the test machines.  If a
 stand-in accepted what Caracal refuses, every deployment test above it would be hollow, so
@@ -13,7 +13,7 @@ these tests hold the images to Caracal's startup contract:
 * no secret value shows in ``docker inspect``, process environments, argv or logs;
 * application processes run as 65532 with no capability.
 
-Run: /root/.cache/caracal-venv-probe/bin/python -m pytest tests/integration -q
+Run: /root/.cache/caracal-venv-probe/bin/python -m pytest tests/image_contract -q
 (needs root and a Docker engine; builds the images once per session through
 tests/images/build.sh, cached by content hash).
 """
@@ -336,7 +336,7 @@ def proc_table(container, user=None):
 @pytest.fixture(scope='session')
 def images():
     if docker('version', '--format', '{{.Server.Version}}', check=False).returncode != 0:
-        pytest.fail('no Docker engine answers: start dockerd before running the integration tests')
+        pytest.fail('no Docker engine answers: start dockerd before running the image contract tests')
     result = subprocess.run([str(BUILD), '--list'], capture_output=True, text=True, timeout=1800,
                             check=False)
     if result.returncode != 0:
