@@ -583,13 +583,14 @@ def metrics_probes(profile, containers, params):
 
 
 def _reason(body, known):
-    """The reason a /ready body gives (JSON ``reason``, ``error`` or ``dependency``, else the text),
-    with every value of the store replaced."""
+    """The reason a /ready body gives (JSON ``reason``, ``error`` or ``dependency``; the web tier's
+    ``status``; else the text), with every value of the store replaced."""
     text = (body or '').strip()
     try:
         data = json.loads(text)
         if isinstance(data, dict):
-            text = ', '.join(str(data[k]) for k in ('reason', 'error', 'dependency') if data.get(k)) or text
+            text = (', '.join(str(data[k]) for k in ('reason', 'error', 'dependency') if data.get(k))
+                    or str(data.get('status') or '') or text)
     except ValueError:
         pass
     for value in known:

@@ -85,7 +85,13 @@ PROFILES = {
             'mode': '0750',
             'services': ['sts', 'gateway'],
         },
-        'healthcheck': {'command': ['/healthcheck'], 'path': '/ready', 'liveness_path': '/health'},
+        # The images' /healthcheck probes HEALTH_PATH (default 'path'); the web image sets it to
+        # its liveness path (Caracal's Dockerfile.web), the others keep readiness.
+        # The key of a 503 /ready body that carries the reason differs by image: Go services
+        # 'reason', api and coordinator 'error' (with 'dependency'), the web tier 'status'.
+        'healthcheck': {'command': ['/healthcheck'], 'path': '/ready', 'liveness_path': '/health',
+                        'image_paths': {'caracal-web': '/health'},
+                        'reason_keys': {'caracal-go': 'reason', 'caracal-node': 'error', 'caracal-web': 'status'}},
         # Passwords a datastore keeps itself, set on its roles before anything restarts with the
         # rotated URL files: the service holding them, the user a local peer-authenticated psql
         # runs as there and the superuser initdb created (besides the roles the URL templates
@@ -111,9 +117,10 @@ PROFILES = {
             'streamsHmacKey': {
                 'env': ['STREAMS_HMAC_KEY'], 'kind': 'hmac', 'format': 'hex',
                 'bytes': 32, 'min_bytes': 32,
-                'roll': ['api', 'sts', 'gateway', 'coordinator', 'audit'],
+                'roll': ['api', 'sts', 'gateway', 'coordinator'],
                 'rotation': 'roll',
-                'notes': 'messages signed with the old key are skipped: let pending entries drain first',
+                'notes': 'messages signed with the old key are skipped: let pending entries drain first '
+                         '(audit does not read this key and is not rolled)',
             },
             'gatewayStsHmacKey': {
                 'env': ['GATEWAY_STS_HMAC_KEY'], 'kind': 'hmac', 'format': 'hex',
@@ -270,7 +277,8 @@ PROFILES = {
                 'port': 9090, 'publish': '127.0.0.1:9090',
                 'secrets': {'databaseUrl': None, 'redisUrl': None, 'auditHmacKey': None,
                             'metricsBearer': None},
-                'depends_on': {'sts': 'healthy'},
+                # Caracal's audit waits for its datastores and the migration only, not for sts.
+                'depends_on': {'postgres': 'healthy', 'redis': 'healthy', 'dbMigrate': 'completed'},
                 'volumes': {},
                 'networks': ['data', 'app'],
                 'env': {},
@@ -507,6 +515,8 @@ def check_profile(name):
         for svc in spec.get('roll') or []:
             if svc not in services:
                 problems.append('secret %s rolls unknown service %s' % (sname, svc))
+            elif svc not in spec['consumers']:
+                problems.append('secret %s rolls %s, which does not read it' % (sname, svc))
         missing = [svc for svc in spec['consumers'] if svc not in (spec.get('roll') or [])
                    and services[svc]['kind'] != 'job']
         if missing:
@@ -542,6 +552,9 @@ def check_profile(name):
             if rt.get('user') != '%d:%d' % (profile['uid'], profile['gid']) or not rt.get('read_only') \
                     or rt.get('cap_add') or 'ALL' not in rt.get('cap_drop', []):
                 problems.append('app service %s is not non-root, read-only and capability-free' % svc_name)
+    for image in list(profile['healthcheck'].get('image_paths') or {}) + list(profile['healthcheck'].get('reason_keys') or {}):
+        if image not in set(svc.get('image') for svc in services.values()):
+            problems.append('healthcheck names unknown image %s' % image)
     for svc in profile['replay_state']['services']:
         if svc not in services:
             problems.append('replay state names unknown service %s' % svc)

@@ -643,6 +643,11 @@ def probes(env, stack):
     control_api = [s for s in APPS if SERVICES[s].get('control_gate')][0]
     out['control'] = env.start(control_api, stack.dir, name=env.name('api-control'), network=stack.net,
                                volumes={gate_dir: PROFILE['control_gate_mount'] + ':ro'})
+    # api and web with a wrong database password: their 503 bodies have their images' shapes
+    out['api-wrong-db'] = env.start('api', env.secret_dir(wrong_db), name=env.name('api-wrong-db'), network=stack.net)
+    wrong_auth = dict(stack.values, authDatabaseUrl=SECRETS['authDatabaseUrl']['template'].format(
+        **dict(stack.values, postgresPassword=secrets.token_hex(SECRETS['postgresPassword']['bytes']))))
+    out['web-wrong-db'] = env.start('web', env.secret_dir(wrong_auth), name=env.name('web-wrong-db'), network=stack.net)
     return out
 
 
@@ -697,6 +702,31 @@ def test_ready_fails_with_a_reason(probes, probe, service, pattern):
     assert status == 503, body
     assert re.search(pattern, body['reason'], re.I), body
     assert docker('exec', c, '/healthcheck', check=False).returncode == 1
+
+
+def test_ready_bodies_have_the_shape_of_their_image(probes):
+    # caracal-contract-1.0.md section 5 and 8: Go services give ``reason``, api and coordinator
+    # ``error`` and ``dependency``, the web tier ``status``.
+    status, body = _ready_body(probes['api-wrong-db'], 'api')
+    assert status == 503 and body['ok'] is False and body['dependency'] == 'postgres', body
+    assert re.search(r'^postgres: .*password authentication failed', body['error']) and 'reason' not in body, body
+    status, body = _ready_body(probes['web-wrong-db'], 'web')
+    assert status == 503 and set(body) == {'status'}, body
+    assert re.search(r'^postgres: .*password authentication failed', body['status']), body
+
+
+def test_the_web_image_healthcheck_probes_liveness(probes):
+    # The web image's /healthcheck probes /health (Caracal's Dockerfile.web): a web tier whose
+    # database refuses it is unready (/ready 503) but its container stays healthy.
+    c = probes['web-wrong-db']
+    assert _ready_body(c, 'web')[0] == 503
+    result = docker('exec', c, '/healthcheck', check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # ... and HEALTH_PATH still wins, as in Caracal's /healthcheck.
+    result = docker('exec', '-e', 'HEALTH_PATH=/ready', c, '/healthcheck', check=False)
+    assert result.returncode == 1 and '503' in result.stderr, result.stderr
+    # The api (caracal-node) keeps probing readiness.
+    assert docker('exec', probes['api-wrong-db'], '/healthcheck', check=False).returncode == 1
 
 
 # ---------------------------------------------------------------------------

@@ -403,6 +403,17 @@ class Service(object):
         text = str(exc).strip().splitlines()
         return self.redact(text[0] if text else exc.__class__.__name__)[:300]
 
+    def unready_body(self, reason):
+        """The 503 body of /ready in the shape of this service's image (the contract's
+        ``reason_keys``): Go ``reason``, Node ``error`` and ``dependency``, web ``status``."""
+        image = self.profile['services'][self.name]['image']
+        key = self.profile['healthcheck']['reason_keys'].get(image, 'reason')
+        if key == 'error':
+            return {'ok': False, 'error': reason, 'dependency': reason.split(':', 1)[0]}
+        if key == 'status':
+            return {'status': reason}
+        return {'ok': False, 'ready': False, 'reason': reason}
+
     def readiness(self):
         """None when ready, else the reason."""
         for sname, scheme in self.url_secrets():
@@ -495,7 +506,7 @@ def make_handler(svc):
             if path == '/ready':
                 reason = svc.readiness()
                 if reason:
-                    return self.send(503, {'status': 'unavailable', 'reason': reason})
+                    return self.send(503, svc.unready_body(reason))
                 return self.send(200, {'status': 'ready'})
             if path == '/metrics' and svc.reads('metricsBearer'):
                 if svc.published and not self.bearer_ok('metricsBearer'):

@@ -10,6 +10,8 @@ __metaclass__ = type
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 
 from ansible_collections.caracal.hardened.plugins.module_utils import _checks_health as health  # noqa: E402
@@ -91,3 +93,17 @@ def test_a_dlq_that_grew_since_the_last_verification_fails():
     assert rec['findings'] == ['%s grew from 3 to 7 entries since the last verification: audit events are failing now'
                                % dlq]
     assert rec['evidence']['previous_length'] == 3
+
+
+@pytest.mark.parametrize('body, expected', [
+    # caracal-go
+    ('{"ok": false, "ready": false, "reason": "redis: connection refused"}', 'redis: connection refused'),
+    # caracal-node: error and dependency
+    ('{"ok": false, "error": "database unavailable", "dependency": "postgres"}', 'database unavailable, postgres'),
+    # caracal-web: status only
+    ('{"status": "draining"}', 'draining'),
+    ('not json s3cr3t', 'not json <redacted>'),
+])
+def test_the_reason_of_each_image_shape_is_shown_redacted(body, expected):
+    from ansible_collections.caracal.hardened.plugins.module_utils._checks_host import _reason
+    assert _reason(body, ['s3cr3t']) == expected

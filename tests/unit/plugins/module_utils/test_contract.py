@@ -86,6 +86,17 @@ def test_roll_order(changed, expected):
     assert contract.roll_order(contract.get_profile('2026.07'), changed) == expected
 
 
+def test_the_corrections_of_the_1_0_contract_apply_to_2026_07():
+    # caracal-contract-1.0.md section 8: audit waits for its datastores and the migration, not
+    # for sts; it does not read the streams key; the web image's /healthcheck probes /health.
+    profile = contract.get_profile('2026.07')
+    assert profile['services']['audit']['depends_on'] == {'postgres': 'healthy', 'redis': 'healthy',
+                                                          'dbMigrate': 'completed'}
+    assert 'audit' not in profile['secrets']['streamsHmacKey']['roll']
+    assert profile['healthcheck']['image_paths'] == {'caracal-web': '/health'}
+    assert profile['healthcheck']['path'] == '/ready'
+
+
 def test_roll_order_of_unknown_secret():
     with pytest.raises(contract.ContractError):
         contract.roll_order(contract.get_profile('2026.07'), ['nope'])
@@ -112,6 +123,8 @@ def _broken(mutate):
     (lambda p: p['services']['web'].update({'publish': '0.0.0.0:3001'}), 'beyond loopback'),
     (lambda p: p['services']['audit']['secrets'].update({'missing': None}), 'unknown secret missing'),
     (lambda p: p['secrets']['auditHmacKey'].update({'roll': ['api']}), 'missing from its roll order'),
+    (lambda p: p['secrets']['streamsHmacKey']['roll'].append('audit'), 'streamsHmacKey rolls audit, which does not read it'),
+    (lambda p: p['healthcheck']['image_paths'].update({'caracal-ghost': '/health'}), 'unknown image caracal-ghost'),
     (lambda p: p['services']['api'].update({'runtime': dict(p['services']['api']['runtime'], cap_add=['NET_RAW'])}),
      'capability-free'),
 ])
