@@ -41,6 +41,19 @@ KINDS = ('kek', 'hmac', 'token', 'password', 'url')
 #   app:     Caracal application containers (65532, read-only, no capabilities)
 SERVICE_KINDS = ('storage', 'job', 'app')
 
+# What a release of a profile looks like (without the tag's ``v``): CalVer for 2026.07, SemVer
+# ``X.Y.Z`` or ``X.Y.Z-rc.N`` from 1.0 on (Caracal's release workflow refuses anything else).
+CALVER_RELEASE = r'\A[0-9]{4}\.[0-9]{2}\.[0-9]{2}(?:-rc\.[0-9]+)?\Z'
+SEMVER_RELEASE = r'\A(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)(?:-rc\.[1-9][0-9]*)?\Z'
+
+# How a password secret reaches the datastore (``password_sync``): ``psql`` (the collection sets
+# it, caracal.hardened.datastore_credentials) or ``job`` (a one-shot job of the contract sets it on
+# every run).
+PASSWORD_SYNC_METHODS = ('psql', 'job')
+
+# Where a host path of a profile lives: under caracal_home or under the secrets directory.
+HOST_PATH_BASES = ('home', 'secrets')
+
 _APP_RUNTIME = {
     'user': '65532:65532',
     'read_only': True,
@@ -51,9 +64,17 @@ _APP_RUNTIME = {
     'tmpfs': {'/tmp': 'size=16m,mode=1777'},
 }
 
+# 1.0's application containers get a /tmp of 64m (audit exports go through AUDIT_EXPORT_TMP_DIR=/tmp).
+_APP_RUNTIME_1_0 = dict(_APP_RUNTIME, tmpfs={'/tmp': 'size=64m,mode=1777'})
+
 PROFILES = {
     '2026.07': {
         'description': 'Caracal 2026.07 release line (ZONE_KEK, one HMAC value per key)',
+        # Whether this release of the collection can deploy the profile (the roles refuse one
+        # that is contract data only).
+        'deployable': True,
+        # What a release of the line looks like (CalVer, with an optional rc suffix).
+        'release_format': CALVER_RELEASE,
         'releases': ['2026.06.25-rc.1', '2026.07.03-rc.1'],
         'default_release': '2026.07.03-rc.1',
         'default_registry': 'ghcr.io/garudex-labs/',
@@ -73,6 +94,16 @@ PROFILES = {
         'audit_stream': 'caracal.audit.events',
         'audit_dlq': 'caracal.audit.events.dlq',
         'audit_max_deliveries': 8,
+        # The Redis streams and their consumer groups (None: the 2026.07 contract does not list them).
+        'audit_streams': None,
+        # Who answers /metrics behind the bearer of which secret.
+        'metrics': {'path': '/metrics', 'bearer_secret': 'metricsBearer',
+                    'services': ['sts', 'api', 'gateway', 'audit', 'coordinator']},
+        # The services the deployment gives CARACAL_MODE explicitly.
+        'mode_services': ['sts', 'api', 'gateway', 'audit', 'coordinator', 'web'],
+        # Host directories bind-mounted into a service besides the secrets view and the control
+        # gate ({name: {service, base (home | secrets), source, target, read_only, purpose}}).
+        'host_paths': {},
         'control_gate_mount': '/run/caracal-control',
         'control_gate_file': 'enabled',
         'redis_settings': {
@@ -97,7 +128,10 @@ PROFILES = {
         # runs as there and the superuser initdb created (besides the roles the URL templates
         # log in as). caracal.hardened.datastore_credentials applies them.
         'password_sync': {
-            'postgresPassword': {'service': 'postgres', 'user': 'postgres', 'superuser': 'postgres'},
+            # method psql: the collection sets it (datastore_credentials); job: the one-shot
+            # ``service`` sets it on every run, so re-running it applies a rotated password.
+            'postgresPassword': {'service': 'postgres', 'user': 'postgres', 'superuser': 'postgres',
+                                 'method': 'psql'},
         },
         'secrets': {
             'zoneKek': {
@@ -105,6 +139,7 @@ PROFILES = {
                 'bytes': 32, 'min_bytes': 32, 'max_bytes': 32, 'weak_check': True,
                 'roll': ['sts', 'api'],
                 'rotation': 'destructive',
+                'unmounted': None,
                 'notes': 'rotating destroys existing zones; back up with every database backup; never regenerate a lost KEK',
             },
             'auditHmacKey': {
@@ -112,6 +147,7 @@ PROFILES = {
                 'bytes': 32, 'min_bytes': 32,
                 'roll': ['api', 'sts', 'gateway', 'audit'],
                 'rotation': 'roll',
+                'unmounted': None,
                 'notes': 'keep the old key archived: the historical audit chain stays signed with it',
             },
             'streamsHmacKey': {
@@ -119,6 +155,7 @@ PROFILES = {
                 'bytes': 32, 'min_bytes': 32,
                 'roll': ['api', 'sts', 'gateway', 'coordinator'],
                 'rotation': 'roll',
+                'unmounted': None,
                 'notes': 'messages signed with the old key are skipped: let pending entries drain first '
                          '(audit does not read this key and is not rolled)',
             },
@@ -127,6 +164,7 @@ PROFILES = {
                 'bytes': 32, 'min_bytes': 32,
                 'roll': ['sts', 'gateway', 'api'],
                 'rotation': 'roll',
+                'unmounted': None,
                 'notes': 'sts first; a mixed-key window fails closed',
             },
             'caracalAdminToken': {
@@ -134,6 +172,7 @@ PROFILES = {
                 'bytes': 32, 'min_bytes': 32,
                 'roll': ['api', 'gateway', 'web'],
                 'rotation': 'roll',
+                'unmounted': None,
                 'notes': 'the old token must fail afterwards',
             },
             'caracalCoordinatorToken': {
@@ -141,6 +180,7 @@ PROFILES = {
                 'bytes': 32, 'min_bytes': 32,
                 'roll': ['coordinator', 'web'],
                 'rotation': 'roll',
+                'unmounted': None,
                 'notes': 'the old token must fail afterwards',
             },
             'metricsBearer': {
@@ -148,6 +188,7 @@ PROFILES = {
                 'bytes': 32, 'min_bytes': 32,
                 'roll': ['sts', 'api', 'gateway', 'audit', 'coordinator'],
                 'rotation': 'roll',
+                'unmounted': None,
                 'notes': 'update the metrics scraper too',
             },
             'caracalAuthSecret': {
@@ -155,6 +196,7 @@ PROFILES = {
                 'bytes': 32, 'min_bytes': 32,
                 'roll': ['web'],
                 'rotation': 'roll',
+                'unmounted': None,
                 'notes': 'console sessions are invalidated',
             },
             'postgresPassword': {
@@ -162,6 +204,7 @@ PROFILES = {
                 'bytes': 24, 'min_bytes': 24,
                 'roll': ['postgres'],
                 'rotation': 'password',
+                'unmounted': None,
                 'notes': 'needs ALTER ROLE and rewriting databaseUrl and authDatabaseUrl',
             },
             'redisPassword': {
@@ -169,6 +212,7 @@ PROFILES = {
                 'bytes': 24, 'min_bytes': 24,
                 'roll': ['redis'],
                 'rotation': 'password',
+                'unmounted': None,
                 'notes': 'becomes redis requirepass; rewrites redisUrl',
             },
             'databaseUrl': {
@@ -177,6 +221,7 @@ PROFILES = {
                 'derived_from': ['postgresPassword'],
                 'roll': ['sts', 'api', 'gateway', 'audit', 'coordinator'],
                 'rotation': 'derived',
+                'unmounted': None,
             },
             'authDatabaseUrl': {
                 'env': ['CARACAL_AUTH_DATABASE_URL'], 'kind': 'url', 'format': 'derived',
@@ -184,6 +229,7 @@ PROFILES = {
                 'derived_from': ['postgresPassword'],
                 'roll': ['web'],
                 'rotation': 'derived',
+                'unmounted': None,
             },
             'redisUrl': {
                 'env': ['REDIS_URL'], 'kind': 'url', 'format': 'derived',
@@ -191,15 +237,19 @@ PROFILES = {
                 'derived_from': ['redisPassword'],
                 'roll': ['sts', 'api', 'gateway', 'audit', 'coordinator'],
                 'rotation': 'derived',
+                'unmounted': None,
             },
         },
         # Services in start order.  ``secrets`` maps a secret file to the *_FILE
-        # variables that service reads it through (default: the secret's ``env``).
+        # variables that service reads it through (default: the secret's ``env``);
+        # ``secret_targets`` maps a secret file to the name it is mounted as under
+        # ``secrets_mount`` when that differs from its own (none in 2026.07).
         'services': {
             'postgres': {
                 'kind': 'storage', 'image': 'caracal-postgres', 'command': None,
                 'port': 5432, 'publish': '127.0.0.1:5432',
                 'secrets': {'postgresPassword': ['POSTGRES_PASSWORD']},
+                'secret_targets': {},
                 'depends_on': {},
                 'volumes': {'postgres-data': '/var/lib/postgresql'},
                 'networks': ['data'],
@@ -211,6 +261,7 @@ PROFILES = {
                 'kind': 'storage', 'image': 'caracal-redis', 'command': None,
                 'port': 6379, 'publish': '127.0.0.1:6379',
                 'secrets': {'redisPassword': ['REDIS_PASSWORD']},
+                'secret_targets': {},
                 'depends_on': {},
                 'volumes': {'redis-data': '/data'},
                 'networks': ['data'],
@@ -224,6 +275,7 @@ PROFILES = {
                 'command': ['/bin/sh', '/usr/local/bin/caracal-migrate'],
                 'port': None, 'publish': None,
                 'secrets': {'postgresPassword': ['PGPASSWORD']},
+                'secret_targets': {},
                 'depends_on': {'postgres': 'healthy'},
                 'volumes': {},
                 'networks': ['data'],
@@ -237,6 +289,7 @@ PROFILES = {
                 'secrets': {'databaseUrl': None, 'redisUrl': None, 'zoneKek': None,
                             'auditHmacKey': None, 'streamsHmacKey': None,
                             'gatewayStsHmacKey': None, 'metricsBearer': None},
+                'secret_targets': {},
                 'depends_on': {'postgres': 'healthy', 'redis': 'healthy', 'dbMigrate': 'completed'},
                 'volumes': {'sts-replay': '/var/lib/caracal'},
                 'networks': ['data', 'app'],
@@ -253,6 +306,7 @@ PROFILES = {
                             'streamsHmacKey': None, 'gatewayStsHmacKey': None,
                             'caracalAdminToken': ['CARACAL_ADMIN_TOKEN', 'CONTROL_API_TOKEN'],
                             'metricsBearer': None, 'auditHmacKey': None},
+                'secret_targets': {},
                 'depends_on': {'sts': 'healthy'},
                 'volumes': {},
                 'control_gate': True,
@@ -266,6 +320,7 @@ PROFILES = {
                 'secrets': {'databaseUrl': None, 'redisUrl': None, 'streamsHmacKey': None,
                             'auditHmacKey': None, 'gatewayStsHmacKey': None,
                             'caracalAdminToken': None, 'metricsBearer': None},
+                'secret_targets': {},
                 'depends_on': {'sts': 'healthy', 'api': 'healthy'},
                 'volumes': {'gateway-replay': '/var/lib/caracal'},
                 'networks': ['data', 'app'],
@@ -278,6 +333,7 @@ PROFILES = {
                 'secrets': {'databaseUrl': None, 'redisUrl': None, 'auditHmacKey': None,
                             'metricsBearer': None},
                 # Caracal's audit waits for its datastores and the migration only, not for sts.
+                'secret_targets': {},
                 'depends_on': {'postgres': 'healthy', 'redis': 'healthy', 'dbMigrate': 'completed'},
                 'volumes': {},
                 'networks': ['data', 'app'],
@@ -289,6 +345,7 @@ PROFILES = {
                 'port': 4000, 'publish': '127.0.0.1:4000',
                 'secrets': {'databaseUrl': None, 'redisUrl': None, 'streamsHmacKey': None,
                             'caracalCoordinatorToken': None, 'metricsBearer': None},
+                'secret_targets': {},
                 'depends_on': {'sts': 'healthy'},
                 'volumes': {},
                 'networks': ['data', 'app'],
@@ -300,12 +357,455 @@ PROFILES = {
                 'port': 3002, 'publish': '127.0.0.1:3001',
                 'secrets': {'authDatabaseUrl': None, 'caracalAuthSecret': None,
                             'caracalAdminToken': None, 'caracalCoordinatorToken': None},
+                'secret_targets': {},
                 'depends_on': {'postgres': 'healthy', 'api': 'healthy', 'coordinator': 'healthy'},
                 'volumes': {},
                 'networks': ['data', 'app'],
                 'env': {'CARACAL_AUTH_URL': '{web_url}'},
                 'public_edge': True,
                 'runtime': _APP_RUNTIME,
+            },
+        },
+    },
+    '1.0': {
+        'description': 'Caracal 1.0 release line (SECRET_STORE_KEK, per-service database roles, '
+                       'IDEMPOTENCY_HMAC_KEY); contract data only in this release of the collection',
+        # The backends do not render this profile yet (per-service mount targets, host paths,
+        # the role passwords): the roles refuse it, see docs/contract.md.
+        'deployable': False,
+        'release_format': SEMVER_RELEASE,
+        'releases': ['1.0.0'],
+        'default_release': '1.0.0',
+        'default_registry': 'ghcr.io/garudex-labs/',
+        'image_tag_format': 'v{release}',
+        'uid': 65532,
+        'gid': 65532,
+        'secrets_mount': '/run/secrets',
+        'modes': ['dev', 'rc', 'stable'],
+        'published_modes': ['rc', 'stable'],
+        'default_mode': 'stable',
+        # Published modes refuse these switches when they are true (true, 1, yes).
+        'fail_open_settings': {
+            'INSECURE_STS': 'true',
+            'INSECURE_HTTP': 'true',
+            'JTI_FAIL_OPEN': 'true',
+        },
+        'audit_stream': 'caracal.audit.events',
+        'audit_dlq': 'caracal.audit.events.dlq',
+        'audit_max_deliveries': 8,
+        # The streams caracal-provision-streams creates, their consumer groups and their intended
+        # length bound (None: the contract gives none).
+        'audit_streams': {
+            'caracal.audit.events': {'groups': ['audit-ingestor', 'siem-export'], 'maxlen': 1000000},
+            'caracal.audit.events.dlq': {'groups': ['audit-dlq-observer'], 'maxlen': 100000},
+            'caracal.policy.invalidate': {'groups': [], 'maxlen': 10000},
+            'caracal.sessions.revoke': {'groups': [], 'maxlen': 10000},
+            'caracal.keys.invalidate': {'groups': [], 'maxlen': 10000},
+            'caracal.agents.lifecycle': {'groups': [], 'maxlen': None},
+            'caracal.invocations.lifecycle': {'groups': [], 'maxlen': None},
+            'caracal.delegations.invalidate': {'groups': [], 'maxlen': 10000},
+            'caracal.providers.ratelimit': {'groups': [], 'maxlen': None},
+        },
+        # The web tier has no metrics endpoint; the Go services also answer /metrics.json.
+        'metrics': {'path': '/metrics', 'bearer_secret': 'metricsBearer',
+                    'services': ['sts', 'api', 'gateway', 'audit', 'coordinator']},
+        # Caracal treats an unset mode as stable, but the coordinator's idempotency-key fallback and
+        # the default HOST of api and coordinator compare against exactly rc or stable: the mode
+        # is set explicitly on every application service (the web tier keys on NODE_ENV).
+        'mode_services': ['sts', 'api', 'gateway', 'audit', 'coordinator', 'web'],
+        'host_paths': {
+            'ca': {'service': 'sts', 'base': 'home', 'source': 'ca', 'target': '/etc/caracal/ca',
+                   'read_only': True,
+                   'purpose': 'extra CA bundle (extra-ca.pem) trusted for STS egress only'},
+            'allowlist': {'service': 'web', 'base': 'secrets', 'source': 'allowlist',
+                          'target': '/run/caracalHostSecrets', 'read_only': True,
+                          'purpose': 'the operator allowlist (operatorAllowlist.json), read on every request'},
+            'console': {'service': 'web', 'base': 'secrets', 'source': 'console',
+                        'target': '/run/caracalConsoleSecrets', 'read_only': True,
+                        'purpose': 'sign-in secrets of the console (SMTP URL, Google and GitHub client secrets)'},
+        },
+        'control_gate_mount': '/run/caracal-control',
+        'control_gate_file': 'enabled',
+        'redis_settings': {
+            'maxmemory-policy': 'noeviction',
+            'appendonly': 'yes',
+            'appendfsync': 'everysec',
+        },
+        'replay_state': {
+            'path': '/var/lib/caracal/audit-replay',
+            'mode': '0750',
+            'services': ['sts', 'gateway'],
+        },
+        'healthcheck': {'command': ['/healthcheck'], 'path': '/ready', 'liveness_path': '/health',
+                        'image_paths': {'caracal-web': '/health'},
+                        'reason_keys': {'caracal-go': 'reason', 'caracal-node': 'error', 'caracal-web': 'status'}},
+        # dbMigrate sets every role password on every run (ALTER ROLE ... WITH LOGIN PASSWORD), but
+        # never the admin login's: that one the collection sets, as in 2026.07.
+        'password_sync': {
+            'postgresPassword': {'service': 'postgres', 'user': 'postgres', 'superuser': 'postgres',
+                                 'method': 'psql'},
+            'apiDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
+            'stsDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
+            'gatewayDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
+            'auditDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
+            'coordinatorDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
+            'authDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
+        },
+        'secrets': {
+            'secretStoreKek': {
+                'env': ['SECRET_STORE_KEK'], 'kind': 'kek', 'format': 'hex',
+                'bytes': 32, 'min_bytes': 32, 'max_bytes': 32, 'weak_check': True,
+                'roll': ['sts', 'api'],
+                'rotation': 'destructive',
+                'unmounted': None,
+                'notes': 'seals the Secret Store; a plain replacement loses every sealed secret. A rotation needs '
+                         'SECRET_STORE_KEK_PREVIOUS on sts and api (not wired by Compose), the re-seal sweep run '
+                         'with the administrative databaseUrl (not in the image) and a second restart; back it up '
+                         'with every database backup and never regenerate a lost KEK',
+            },
+            'auditHmacKey': {
+                'env': ['AUDIT_HMAC_KEY'], 'kind': 'hmac', 'format': 'hex',
+                'bytes': 32, 'min_bytes': 32,
+                'roll': ['api', 'sts', 'gateway', 'audit'],
+                'rotation': 'roll',
+                'unmounted': None,
+                'notes': 'no overlap: events signed with the other key go to the DLQ (hmac_verify_failed, not '
+                         'replayable), and the tamper sweep flags every older stored row (CaracalAuditTamperDetected) '
+                         'until it ages out; no re-HMAC tool exists',
+            },
+            'streamsHmacKey': {
+                'env': ['STREAMS_HMAC_KEY'], 'kind': 'hmac', 'format': 'hex',
+                'bytes': 32, 'min_bytes': 32,
+                'roll': ['api', 'sts', 'gateway', 'coordinator'],
+                'rotation': 'roll',
+                'unmounted': None,
+                'notes': 'no overlap: messages signed with the other key are not verified; let pending entries '
+                         'drain first (audit does not read this key and is not rolled)',
+            },
+            'idempotencyHmacKey': {
+                'env': ['IDEMPOTENCY_HMAC_KEY'], 'kind': 'hmac', 'format': 'hex',
+                'bytes': 32, 'min_bytes': 32,
+                'roll': ['coordinator'],
+                'rotation': 'roll',
+                'unmounted': None,
+                'notes': 'required only in rc and stable (otherwise a built-in development constant is used); '
+                         'overlap through IDEMPOTENCY_HMAC_KEY_PREVIOUS (not wired by Compose), kept at least '
+                         'IDEMPOTENCY_RETENTION_SECONDS (604800 by default)',
+            },
+            'gatewayStsHmacKey': {
+                'env': ['GATEWAY_STS_HMAC_KEY'], 'kind': 'hmac', 'format': 'hex',
+                'bytes': 32, 'min_bytes': 32,
+                'roll': ['sts', 'gateway', 'api'],
+                'rotation': 'roll',
+                'unmounted': None,
+                'notes': 'no overlap: sts first; a mixed-key window fails closed',
+            },
+            'caracalAdminToken': {
+                'env': ['CARACAL_ADMIN_TOKEN'], 'kind': 'token', 'format': 'hex',
+                'bytes': 32, 'min_bytes': 32,
+                'roll': ['api', 'web', 'gateway'],
+                'rotation': 'roll',
+                'unmounted': None,
+                'notes': 'the api stores it as the env-bootstrap token and revokes every other one at boot; the '
+                         'web derives the console tokens from it: api first, then web and gateway',
+            },
+            'caracalCoordinatorToken': {
+                'env': ['CARACAL_COORDINATOR_TOKEN'], 'kind': 'token', 'format': 'hex',
+                'bytes': 32, 'min_bytes': 32,
+                'roll': ['coordinator', 'web'],
+                'rotation': 'roll',
+                'unmounted': None,
+                'notes': 'an empty token would disable token auth at the coordinator; the old token must fail afterwards',
+            },
+            'metricsBearer': {
+                'env': ['METRICS_BEARER'], 'kind': 'token', 'format': 'hex',
+                'bytes': 32, 'min_bytes': 32,
+                'roll': ['sts', 'api', 'gateway', 'audit', 'coordinator'],
+                'rotation': 'roll',
+                'unmounted': None,
+                'notes': 'update the metrics scraper too',
+            },
+            'caracalAuthSecret': {
+                'env': ['CARACAL_AUTH_SECRET'], 'kind': 'token', 'format': 'hex',
+                'bytes': 32, 'min_bytes': 32,
+                'roll': ['web'],
+                'rotation': 'roll',
+                'unmounted': None,
+                'notes': 'console sessions are invalidated',
+            },
+            'postgresPassword': {
+                'env': ['POSTGRES_PASSWORD'], 'kind': 'password', 'format': 'hex',
+                'bytes': 24, 'min_bytes': 24,
+                'roll': ['postgres'],
+                'rotation': 'password',
+                'unmounted': None,
+                'notes': 'the admin login (caracal): initdb uses it once and dbMigrate never resets it, so a '
+                         'rotation needs ALTER ROLE caracal and rewriting databaseUrl',
+            },
+            'redisPassword': {
+                'env': ['REDIS_PASSWORD'], 'kind': 'password', 'format': 'hex',
+                'bytes': 24, 'min_bytes': 24,
+                'roll': ['redis'],
+                'rotation': 'password',
+                'unmounted': None,
+                'notes': 'read once at start and written as requirepass: restart redis, rewrite redisUrl, '
+                         'restart every client',
+            },
+            'apiDbPassword': {
+                'env': ['CARACAL_API_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
+                'bytes': 24, 'min_bytes': 24,
+                'roll': ['dbMigrate'],
+                'rotation': 'password',
+                'unmounted': None,
+                'notes': 'role caracalapi: dbMigrate sets it on every run; rewrite apiDatabaseUrl, run dbMigrate, '
+                         'then restart api promptly (new connections with the old password fail)',
+            },
+            'stsDbPassword': {
+                'env': ['CARACAL_STS_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
+                'bytes': 24, 'min_bytes': 24,
+                'roll': ['dbMigrate'],
+                'rotation': 'password',
+                'unmounted': None,
+                'notes': 'role caracalsts: dbMigrate sets it on every run; rewrite stsDatabaseUrl, run dbMigrate, '
+                         'then restart sts promptly',
+            },
+            'gatewayDbPassword': {
+                'env': ['CARACAL_GATEWAY_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
+                'bytes': 24, 'min_bytes': 24,
+                'roll': ['dbMigrate'],
+                'rotation': 'password',
+                'unmounted': None,
+                'notes': 'role caracalgateway: dbMigrate sets it on every run; rewrite gatewayDatabaseUrl, run '
+                         'dbMigrate, then restart gateway promptly',
+            },
+            'auditDbPassword': {
+                'env': ['CARACAL_AUDIT_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
+                'bytes': 24, 'min_bytes': 24,
+                'roll': ['dbMigrate'],
+                'rotation': 'password',
+                'unmounted': None,
+                'notes': 'role caracalaudit: dbMigrate sets it on every run; rewrite auditDatabaseUrl, run '
+                         'dbMigrate, then restart audit promptly',
+            },
+            'coordinatorDbPassword': {
+                'env': ['CARACAL_COORDINATOR_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
+                'bytes': 24, 'min_bytes': 24,
+                'roll': ['dbMigrate'],
+                'rotation': 'password',
+                'unmounted': None,
+                'notes': 'role caracalcoordinator: dbMigrate sets it on every run; rewrite coordinatorDatabaseUrl, '
+                         'run dbMigrate, then restart coordinator promptly',
+            },
+            'authDbPassword': {
+                'env': ['CARACAL_AUTH_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
+                'bytes': 24, 'min_bytes': 24,
+                'roll': ['dbMigrate'],
+                'rotation': 'password',
+                'unmounted': None,
+                'notes': 'role caracalauth (CREATEDB; the web creates caracal_auth with it): dbMigrate sets it on '
+                         'every run; rewrite authDatabaseUrl, run dbMigrate, then restart web promptly',
+            },
+            'apiDatabaseUrl': {
+                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
+                'template': 'postgres://caracalapi:{apiDbPassword}@postgres:5432/caracal',
+                'derived_from': ['apiDbPassword'],
+                'roll': ['api'],
+                'rotation': 'derived',
+                'unmounted': None,
+            },
+            'stsDatabaseUrl': {
+                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
+                'template': 'postgres://caracalsts:{stsDbPassword}@postgres:5432/caracal',
+                'derived_from': ['stsDbPassword'],
+                'roll': ['sts'],
+                'rotation': 'derived',
+                'unmounted': None,
+            },
+            'gatewayDatabaseUrl': {
+                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
+                'template': 'postgres://caracalgateway:{gatewayDbPassword}@postgres:5432/caracal',
+                'derived_from': ['gatewayDbPassword'],
+                'roll': ['gateway'],
+                'rotation': 'derived',
+                'unmounted': None,
+            },
+            'auditDatabaseUrl': {
+                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
+                'template': 'postgres://caracalaudit:{auditDbPassword}@postgres:5432/caracal',
+                'derived_from': ['auditDbPassword'],
+                'roll': ['audit'],
+                'rotation': 'derived',
+                'unmounted': None,
+            },
+            'coordinatorDatabaseUrl': {
+                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
+                'template': 'postgres://caracalcoordinator:{coordinatorDbPassword}@postgres:5432/caracal',
+                'derived_from': ['coordinatorDbPassword'],
+                'roll': ['coordinator'],
+                'rotation': 'derived',
+                'unmounted': None,
+            },
+            'authDatabaseUrl': {
+                'env': ['CARACAL_AUTH_DATABASE_URL'], 'kind': 'url', 'format': 'derived',
+                'template': 'postgres://caracalauth:{authDbPassword}@postgres:5432/caracal_auth',
+                'derived_from': ['authDbPassword'],
+                'roll': ['web'],
+                'rotation': 'derived',
+                'unmounted': None,
+            },
+            # The administrative login (the owner of the tables): generated, mounted by no service.
+            'databaseUrl': {
+                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
+                'template': 'postgres://caracal:{postgresPassword}@postgres:5432/caracal',
+                'derived_from': ['postgresPassword'],
+                'roll': [],
+                'rotation': 'derived',
+                'unmounted': 'the administrative login for operator tooling: migrations run by hand, backups and '
+                             'the Secret Store KEK re-seal sweep (which sees no rows through a service role)',
+            },
+            'redisUrl': {
+                'env': ['REDIS_URL'], 'kind': 'url', 'format': 'derived',
+                'template': 'redis://:{redisPassword}@redis:6379',
+                'derived_from': ['redisPassword'],
+                'roll': ['sts', 'api', 'gateway', 'audit', 'coordinator'],
+                'rotation': 'derived',
+                'unmounted': None,
+            },
+        },
+        'services': {
+            'postgres': {
+                'kind': 'storage', 'image': 'caracal-postgres', 'command': None,
+                'port': 5432, 'publish': '127.0.0.1:5432',
+                'secrets': {'postgresPassword': ['POSTGRES_PASSWORD']},
+                'secret_targets': {},
+                'depends_on': {},
+                'volumes': {'postgres-data': '/var/lib/postgresql'},
+                'networks': ['data'],
+                'runtime': {'cap_drop': ['ALL'],
+                            'cap_add': ['CHOWN', 'DAC_READ_SEARCH', 'FOWNER', 'SETGID', 'SETUID'],
+                            'no_new_privileges': True, 'init': False, 'read_only': False},
+            },
+            'redis': {
+                'kind': 'storage', 'image': 'caracal-redis', 'command': None,
+                'port': 6379, 'publish': '127.0.0.1:6379',
+                'secrets': {'redisPassword': ['REDIS_PASSWORD']},
+                'secret_targets': {},
+                'depends_on': {},
+                'volumes': {'redis-data': '/data'},
+                'networks': ['data'],
+                'ready_marker': '/run/caracal/provisioned',
+                'runtime': {'cap_drop': ['ALL'], 'cap_add': [], 'user': 'redis',
+                            'no_new_privileges': True, 'init': False, 'read_only': False},
+            },
+            'dbMigrate': {
+                'kind': 'job', 'image': 'caracal-postgres',
+                'command': ['/bin/sh', '/usr/local/bin/caracal-migrate'],
+                'port': None, 'publish': None,
+                # The admin login runs the migrations; every role password it reads is set on its role.
+                'secrets': {'postgresPassword': ['PGPASSWORD'],
+                            'apiDbPassword': None, 'stsDbPassword': None, 'gatewayDbPassword': None,
+                            'auditDbPassword': None, 'coordinatorDbPassword': None, 'authDbPassword': None},
+                'secret_targets': {},
+                'depends_on': {'postgres': 'healthy'},
+                'volumes': {},
+                'networks': ['data'],
+                # PGUSER and PGDATABASE: the admin login and database of databaseUrl. PGSSLMODE comes
+                # from the deployment's db_sslmode.
+                'env': {'PGHOST': 'postgres', 'PGPORT': '5432', 'PGUSER': 'caracal', 'PGDATABASE': 'caracal'},
+                'runtime': {'cap_drop': ['ALL'], 'cap_add': [], 'no_new_privileges': True,
+                            'init': True, 'read_only': True, 'user': '65532:65532',
+                            'tmpfs': {'/tmp': 'size=16m,mode=1777'}},
+            },
+            'sts': {
+                'kind': 'app', 'image': 'caracal-go', 'command': ['/usr/local/bin/sts'],
+                'port': 8080, 'publish': '127.0.0.1:8080',
+                'secrets': {'stsDatabaseUrl': None, 'redisUrl': None, 'secretStoreKek': None,
+                            'auditHmacKey': None, 'streamsHmacKey': None,
+                            'gatewayStsHmacKey': None, 'metricsBearer': None},
+                'secret_targets': {'stsDatabaseUrl': 'databaseUrl'},
+                'depends_on': {'postgres': 'healthy', 'redis': 'healthy', 'dbMigrate': 'completed'},
+                'volumes': {'sts-replay': '/var/lib/caracal'},
+                'networks': ['data', 'app'],
+                'env': {'ISSUER_URL': '{issuer_url}', 'STS_ADMIN_TOKEN': '',
+                        'CARACAL_SECRET_BACKEND': 'builtin', 'CARACAL_PRIVATE_EGRESS_HOSTS': '',
+                        'CARACAL_TLS_EXTRA_CA_FILE': '/etc/caracal/ca/extra-ca.pem'},
+                'jwks_path': '/.well-known/jwks.json',
+                'runtime': _APP_RUNTIME_1_0,
+            },
+            'api': {
+                'kind': 'app', 'image': 'caracal-node', 'command': ['/app/api/dist/main.js'],
+                'port': 3000, 'publish': '127.0.0.1:3000',
+                'secrets': {'apiDatabaseUrl': None, 'redisUrl': None, 'secretStoreKek': None,
+                            'streamsHmacKey': None, 'gatewayStsHmacKey': None,
+                            'caracalAdminToken': ['CARACAL_ADMIN_TOKEN', 'CONTROL_API_TOKEN'],
+                            'metricsBearer': None, 'auditHmacKey': None},
+                'secret_targets': {'apiDatabaseUrl': 'databaseUrl'},
+                'depends_on': {'sts': 'healthy', 'dbMigrate': 'completed'},
+                'volumes': {},
+                'control_gate': True,
+                'networks': ['data', 'app'],
+                'env': {'STS_ISSUER_URL': '{issuer_url}', 'CARACAL_SECRET_BACKEND': 'builtin',
+                        'CARACAL_PRIVATE_EGRESS_HOSTS': '', 'TRUST_PROXY': 'false'},
+                'runtime': _APP_RUNTIME_1_0,
+            },
+            'gateway': {
+                'kind': 'app', 'image': 'caracal-go', 'command': ['/usr/local/bin/gateway'],
+                'port': 8081, 'publish': '127.0.0.1:8081',
+                'secrets': {'gatewayDatabaseUrl': None, 'redisUrl': None, 'streamsHmacKey': None,
+                            'auditHmacKey': None, 'gatewayStsHmacKey': None,
+                            'caracalAdminToken': None, 'metricsBearer': None},
+                'secret_targets': {'gatewayDatabaseUrl': 'databaseUrl'},
+                'depends_on': {'sts': 'healthy', 'api': 'healthy', 'dbMigrate': 'completed'},
+                'volumes': {'gateway-replay': '/var/lib/caracal'},
+                'networks': ['data', 'app'],
+                # TRUST_PROXY off: inbound X-Forwarded-* are not passed on to upstreams.
+                'env': {'UPSTREAM_HOST_ALLOWLIST': '{upstream_allowlist}', 'JTI_FAIL_OPEN': 'false',
+                        'TRUST_PROXY': 'false'},
+                'runtime': _APP_RUNTIME_1_0,
+            },
+            'audit': {
+                'kind': 'app', 'image': 'caracal-go', 'command': ['/usr/local/bin/audit'],
+                'port': 9090, 'publish': '127.0.0.1:9090',
+                'secrets': {'auditDatabaseUrl': None, 'redisUrl': None, 'auditHmacKey': None,
+                            'metricsBearer': None},
+                'secret_targets': {'auditDatabaseUrl': 'databaseUrl'},
+                'depends_on': {'postgres': 'healthy', 'redis': 'healthy', 'dbMigrate': 'completed'},
+                'volumes': {},
+                'networks': ['data', 'app'],
+                # An empty admin token keeps the audit admin API (search, DLQ, replay) answering 404.
+                'env': {'AUDIT_ADMIN_TOKEN': ''},
+                'runtime': _APP_RUNTIME_1_0,
+            },
+            'coordinator': {
+                'kind': 'app', 'image': 'caracal-node', 'command': ['/app/coordinator/dist/main.js'],
+                'port': 4000, 'publish': '127.0.0.1:4000',
+                'secrets': {'coordinatorDatabaseUrl': None, 'redisUrl': None, 'streamsHmacKey': None,
+                            'idempotencyHmacKey': None, 'caracalCoordinatorToken': None,
+                            'metricsBearer': None},
+                'secret_targets': {'coordinatorDatabaseUrl': 'databaseUrl'},
+                'depends_on': {'sts': 'healthy', 'dbMigrate': 'completed'},
+                'volumes': {},
+                'networks': ['data', 'app'],
+                'env': {'ISSUER_URL': '{issuer_url}', 'TRUST_PROXY': 'false'},
+                'runtime': _APP_RUNTIME_1_0,
+            },
+            'web': {
+                'kind': 'app', 'image': 'caracal-web', 'command': ['/app/auth/dist/server.js'],
+                'port': 3002, 'publish': '127.0.0.1:3001',
+                'secrets': {'authDatabaseUrl': None, 'caracalAuthSecret': None,
+                            'caracalAdminToken': None, 'caracalCoordinatorToken': None},
+                'secret_targets': {},
+                'depends_on': {'postgres': 'healthy', 'api': 'healthy', 'coordinator': 'healthy'},
+                'volumes': {},
+                'networks': ['data', 'app'],
+                # Behind the collection's TLS edge, the last X-Forwarded-For hop is the client. The
+                # serving process refuses to start in production without a sign-in method.
+                'env': {'CARACAL_AUTH_URL': '{web_url}', 'NODE_ENV': 'production',
+                        'CARACAL_AUTH_TRUST_PROXY': 'true', 'CARACAL_REQUIRE_SIGN_IN_METHOD': '1',
+                        'CARACAL_OPERATOR_ALLOWLIST_FILE': '/run/caracalHostSecrets/operatorAllowlist.json',
+                        'CARACAL_OPEN_REGISTRATION': 'false'},
+                'public_edge': True,
+                'runtime': _APP_RUNTIME_1_0,
             },
         },
     },
@@ -326,8 +826,9 @@ def get_profile(name=None):
     """Return a deep copy of profile ``name`` with every service's secret map resolved.
 
     Resolution fills ``None`` entries in a service's ``secrets`` with the secret's own
-    ``env`` list and adds ``consumers`` (services reading it, in start order) to each
-    secret, so callers never recompute either.
+    ``env`` list, makes ``secret_targets`` name the mount target of every secret the service
+    reads (its own name unless the contract gives another) and adds ``consumers`` (services
+    reading it, in start order) to each secret, so callers never recompute either.
     """
     name = DEFAULT_PROFILE if name is None else str(name)
     if name not in PROFILES:
@@ -346,6 +847,12 @@ def get_profile(name=None):
                 raise ContractError('service %s reads unknown secret %s' % (svc_name, sname))
             svc['secrets'][sname] = list(env) if env else list(profile['secrets'][sname]['env'])
             profile['secrets'][sname]['consumers'].append(svc_name)
+        targets = svc.get('secret_targets') or {}
+        stray = sorted(s for s in targets if s not in svc['secrets'])
+        if stray:
+            raise ContractError('service %s mounts %s under another name but does not read it'
+                                % (svc_name, ', '.join(stray)))
+        svc['secret_targets'] = dict((s, targets.get(s, s)) for s in svc['secrets'])
     profile['start_order'] = start_order(profile)
     return profile
 
@@ -485,13 +992,140 @@ def image_reference(profile, service, registry=None, release=None, digests=None)
     return ref
 
 
+# The role a Postgres connection URL (template) logs in as.
+_URL_LOGIN = re.compile(r'\Apostgres(?:ql)?://([A-Za-z_][A-Za-z0-9_]*)(?::[^@]*)?@')
+
+# A mount target under ``secrets_mount``: one plain file name.
+_SECRET_TARGET = re.compile(r'\A[A-Za-z0-9][A-Za-z0-9._-]*\Z')
+
+
+def login_roles(profile, secret):
+    """The Postgres roles that log in with ``secret``: those of the URL templates derived from it."""
+    roles = []
+    for spec in profile['secrets'].values():
+        if secret in (spec.get('derived_from') or []):
+            match = _URL_LOGIN.match(spec.get('template') or '')
+            if match and match.group(1) not in roles:
+                roles.append(match.group(1))
+    return roles
+
+
 def _password_sync_problems(profile):
     problems = []
-    for sname, spec in (profile.get('password_sync') or {}).items():
+    sync = profile.get('password_sync') or {}
+    for sname, spec in sync.items():
         if sname not in profile['secrets']:
             problems.append('password sync names unknown secret %s' % sname)
-        elif spec.get('service') not in profile['secrets'][sname]['consumers']:
+            continue
+        if spec.get('service') not in profile['secrets'][sname]['consumers']:
             problems.append('password sync of %s names %s, which does not read it' % (sname, spec.get('service')))
+            continue
+        method = spec.get('method')
+        kind = profile['services'][spec['service']]['kind']
+        if method not in PASSWORD_SYNC_METHODS:
+            problems.append('password sync of %s has unknown method %r' % (sname, method))
+        elif method == 'psql' and (kind != 'storage' or not spec.get('user') or not spec.get('superuser')):
+            problems.append('password sync of %s by psql needs a storage service, a user and a superuser' % sname)
+        elif method == 'job' and kind != 'job':
+            problems.append('password sync of %s by a job names %s, which is not a one-shot job'
+                            % (sname, spec['service']))
+        if not login_roles(profile, sname) and not spec.get('superuser'):
+            problems.append('password sync of %s: no role logs in with it' % sname)
+    for sname in profile['secrets']:
+        if login_roles(profile, sname) and sname not in sync:
+            problems.append('secret %s is the password of Postgres roles %s but has no password sync'
+                            % (sname, ', '.join(login_roles(profile, sname))))
+    return problems
+
+
+def _release_problems(profile):
+    problems = []
+    if not isinstance(profile.get('deployable'), bool):
+        problems.append('deployable must be true or false, got %r' % (profile.get('deployable'),))
+    try:
+        fmt = re.compile(profile.get('release_format') or '')
+    except (re.error, TypeError) as exc:
+        return problems + ['release_format is not a regular expression: %s' % exc]
+    if not profile.get('release_format'):
+        problems.append('the profile has no release_format')
+    if not profile.get('releases'):
+        problems.append('the profile has no release')
+    for release in profile.get('releases') or []:
+        if not fmt.match(str(release)):
+            problems.append('release %s does not have the release format of the profile' % release)
+    if profile.get('default_release') not in (profile.get('releases') or []):
+        problems.append('default release %s is not one of its releases' % profile.get('default_release'))
+    return problems
+
+
+def _mount_problems(profile):
+    """Secret mount targets, variables and host paths of each service."""
+    problems = []
+    services = profile['services']
+    for svc_name, svc in services.items():
+        by_target = {}
+        for src, target in svc['secret_targets'].items():
+            if not _SECRET_TARGET.match(str(target)):
+                problems.append('service %s mounts %s as %r, which is not a file name' % (svc_name, src, target))
+            if target != src and target in svc['secrets']:
+                problems.append('service %s mounts %s as %s, which it also reads under that name'
+                                % (svc_name, src, target))
+            if target in by_target:
+                problems.append('service %s mounts %s and %s as the same file %s'
+                                % (svc_name, by_target[target], src, target))
+            by_target[target] = src
+        by_var = {}
+        for src, variables in svc['secrets'].items():
+            for var in variables:
+                if var in by_var:
+                    problems.append('service %s reads %s and %s through the same variable %s'
+                                    % (svc_name, by_var[var], src, var))
+                by_var[var] = src
+    reserved = (profile['secrets_mount'], profile['control_gate_mount'])
+    seen = {}
+    for name, spec in (profile.get('host_paths') or {}).items():
+        if spec.get('service') not in services:
+            problems.append('host path %s names unknown service %s' % (name, spec.get('service')))
+        if spec.get('base') not in HOST_PATH_BASES:
+            problems.append('host path %s has unknown base %r' % (name, spec.get('base')))
+        source = str(spec.get('source') or '')
+        if not source or source.startswith('/') or '..' in source.split('/'):
+            problems.append('host path %s needs a relative source below its base, got %r' % (name, source))
+        target = str(spec.get('target') or '')
+        if not target.startswith('/') or target.rstrip('/') in reserved:
+            problems.append('host path %s needs an absolute target of its own, got %r' % (name, target))
+        if spec.get('read_only') is not True:
+            problems.append('host path %s is not mounted read-only' % name)
+        key = (spec.get('service'), target)
+        if key in seen:
+            problems.append('host paths %s and %s share the target %s' % (seen[key], name, target))
+        seen[key] = name
+    return problems
+
+
+def _observability_problems(profile):
+    """mode_services, metrics and audit streams name what the profile has."""
+    problems = []
+    services = profile['services']
+    for svc in profile.get('mode_services') or []:
+        if svc not in services:
+            problems.append('mode services name unknown service %s' % svc)
+    metrics = profile.get('metrics') or {}
+    bearer = metrics.get('bearer_secret')
+    if bearer not in profile['secrets']:
+        problems.append('metrics bearer names unknown secret %s' % bearer)
+    else:
+        for svc in metrics.get('services') or []:
+            if svc not in services or bearer not in services[svc]['secrets']:
+                problems.append('metrics service %s does not read the bearer %s' % (svc, bearer))
+    streams = profile.get('audit_streams')
+    if streams is not None:
+        for stream in (profile['audit_stream'], profile['audit_dlq']):
+            if stream not in streams:
+                problems.append('audit streams do not list %s' % stream)
+        for stream, spec in streams.items():
+            if not isinstance(spec.get('groups'), list):
+                problems.append('audit stream %s has no list of groups' % stream)
     return problems
 
 
@@ -508,8 +1142,13 @@ def check_profile(name):
             problems.append('secret %s has unknown format %r' % (sname, spec.get('format')))
         if spec.get('kind') not in KINDS:
             problems.append('secret %s has unknown kind %r' % (sname, spec.get('kind')))
-        if not spec['consumers']:
-            problems.append('secret %s has no consumer' % sname)
+        if spec.get('unmounted'):
+            if spec['consumers']:
+                problems.append('secret %s is marked as mounted by no service, but %s mount it'
+                                % (sname, ', '.join(spec['consumers'])))
+        elif not spec['consumers']:
+            problems.append('secret %s has no consumer (mark a secret only tooling reads with unmounted: '
+                            'its purpose)' % sname)
         if not spec.get('env'):
             problems.append('secret %s has no environment variable' % sname)
         for svc in spec.get('roll') or []:
@@ -558,4 +1197,5 @@ def check_profile(name):
     for svc in profile['replay_state']['services']:
         if svc not in services:
             problems.append('replay state names unknown service %s' % svc)
-    return problems + _password_sync_problems(profile)
+    return (problems + _release_problems(profile) + _mount_problems(profile) + _observability_problems(profile)
+            + _password_sync_problems(profile))

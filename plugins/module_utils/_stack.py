@@ -682,6 +682,11 @@ def check_unique_publishes(model_services):
 
 def build_stack(profile, settings=None, images=None):
     """The backend-neutral model of the stack (see the module docstring)."""
+    if not profile.get('deployable', True):
+        # Contract data only (1.0: per-service mount targets, host paths and role passwords are
+        # not rendered yet): no model, so no backend can deploy it by accident.
+        raise StackError('profile %s is described in the release contract, but this release of caracal.hardened '
+                         'cannot deploy it yet (see docs/contract.md)' % profile['name'])
     plan = validated_settings(profile, settings, images)
     networks = stack_networks(profile, plan['host_services'])
     services = [service_model(profile, plan, name, networks) for name in plan['host_services']]
@@ -736,6 +741,8 @@ def _password_sync(profile, model_services):
     on_host = dict((s['name'], s) for s in model_services)
     sync = {}
     for secret, spec in (profile.get('password_sync') or {}).items():
+        if spec.get('method', 'psql') != 'psql':
+            continue  # a one-shot job of the contract sets it on every run: re-running it is the sync
         holder = on_host.get(spec['service'])
         if not (holder and holder['secrets'] and secret in holder['secrets']['files']):
             continue
