@@ -8,6 +8,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.caracal.hardened.plugins.filter.contract import (
     FilterModule,
+    contract,
     contract_image,
     contract_roll_order,
 )
@@ -44,3 +45,11 @@ def test_image_unknown_release_or_service():
         contract_image('2026.07', 'api', release='1.0.0')
     with pytest.raises(AnsibleFilterError, match='no service'):
         contract_image('2026.07', 'nope')
+
+
+def test_contract_filter_returns_profile_1_0_and_its_deployable_flag():
+    assert contract('1.0')['deployable'] is False
+    assert contract(None)['deployable'] is True
+    assert contract('1.0')['services']['api']['secret_targets']['apiDatabaseUrl'] == 'databaseUrl'
+    assert contract_roll_order('1.0', ['secretStoreKek']) == ['sts', 'api']
+    assert contract_image('1.0', 'web') == 'ghcr.io/garudex-labs/caracal-web:v1.0.0'

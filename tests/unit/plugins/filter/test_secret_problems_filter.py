@@ -96,3 +96,9 @@ def test_digests_must_be_sha256_and_64_lower_case_hex_digits(digest):
     with pytest.raises(AnsibleFilterError, match='caracal_image_digests'):
         contract_image('2026.07', 'api', digests={image: digest})
     assert contract_image('2026.07', 'api', digests={image: 'sha256:' + 'a' * 64}).endswith('@sha256:' + 'a' * 64)
+
+
+def test_profile_1_0_refuses_a_weak_secret_store_kek_and_a_derived_url():
+    problems = secret_problems({'secretStoreKek': 'a55a' * 16, 'apiDatabaseUrl': 'postgres://x'}, profile='1.0')
+    assert problems == ['apiDatabaseUrl: derived: built from apiDbPassword, it cannot be supplied',
+                        'secretStoreKek: weak-alternating: value is a two-byte alternating pattern']

@@ -60,3 +60,8 @@ def test_unknown_profile():
 def test_restart_plan_filter():
     model = stack('2026.07', settings())
     assert stack_restart_plan(model, ['sts', 'gateway', 'api', 'replayInit']) == ['sts', 'gateway', 'api']
+
+
+def test_profile_1_0_is_refused_until_the_backends_render_it():
+    with pytest.raises(AnsibleFilterError, match='caracal stack: profile 1.0 .* cannot deploy it yet'):
+        stack('1.0', settings())

@@ -189,3 +189,18 @@ def test_password_sync_comes_from_the_contract():
     assert sync == {'postgresPassword': {'service': 'postgres', 'user': 'postgres', 'roles': ['caracal', 'admin']}}
     del profile['password_sync']
     assert build_stack(profile, BASE, IMAGES)['password_sync'] == {}
+
+
+def test_a_password_set_by_a_job_is_not_synced_by_the_collection():
+    # Profile 1.0's role passwords: dbMigrate sets them on every run (it is in their roll order).
+    profile = copy.deepcopy(PROFILE)
+    profile['password_sync']['postgresPassword']['method'] = 'job'
+    assert build_stack(profile, BASE, IMAGES)['password_sync'] == {}
+
+
+def test_a_profile_that_is_not_deployable_has_no_model():
+    one = get_profile('1.0')
+    images = dict((s, 'registry.test/%s:v1' % one['services'][s]['image']) for s in one['start_order'])
+    with pytest.raises(StackError, match='profile 1.0 is described in the release contract, but this release of '
+                                         'caracal.hardened cannot deploy it yet'):
+        build_stack(one, BASE, images)
