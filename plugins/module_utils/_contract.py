@@ -367,7 +367,38 @@ PROFILES = {
             },
         },
     },
-    '1.0': {
+}
+
+# Profile 1.0 differs from 2026.07 in what follows; everything else (storage services, runtime,
+# health, replay state, control gate, redis settings, most secrets) is the same.
+_ROLE_SERVICES = ('api', 'sts', 'gateway', 'audit', 'coordinator')
+_ROLE_NOTES = ('dbMigrate sets it on role %s on every run: rewrite %s, run dbMigrate, then restart %s promptly '
+               '(new connections with the old password fail)')
+
+
+def _role_secrets():
+    """The per-service role passwords (read by dbMigrate) and the URLs derived from them."""
+    secrets = {}
+    for svc in _ROLE_SERVICES + ('auth',):
+        password, url, role = '%sDbPassword' % svc, '%sDatabaseUrl' % svc, 'caracal%s' % svc
+        secrets[password] = {'env': ['CARACAL_%s_DB_PASSWORD' % svc.upper()], 'kind': 'password', 'format': 'hex',
+                             'bytes': 24, 'min_bytes': 24, 'roll': ['dbMigrate'], 'rotation': 'password',
+                             'unmounted': None,
+                             'notes': _ROLE_NOTES % (role, url, 'web' if svc == 'auth' else svc)}
+    for svc in _ROLE_SERVICES + ('auth',):
+        password, url, role = '%sDbPassword' % svc, '%sDatabaseUrl' % svc, 'caracal%s' % svc
+        auth = svc == 'auth'
+        secrets[url] = {'env': ['CARACAL_AUTH_DATABASE_URL' if auth else 'DATABASE_URL'], 'kind': 'url',
+                        'format': 'derived', 'derived_from': [password], 'rotation': 'derived', 'unmounted': None,
+                        'template': 'postgres://%s:{%s}@postgres:5432/%s' % (role, password,
+                                                                              'caracal_auth' if auth else 'caracal'),
+                        'roll': ['web' if auth else svc]}
+    return secrets
+
+
+def _profile_1_0():
+    profile = copy.deepcopy(PROFILES['2026.07'])
+    profile.update({
         'description': 'Caracal 1.0 release line (SECRET_STORE_KEK, per-service database roles, '
                        'IDEMPOTENCY_HMAC_KEY); contract data only in this release of the collection',
         # The backends do not render this profile yet (per-service mount targets, host paths,
@@ -376,23 +407,8 @@ PROFILES = {
         'release_format': SEMVER_RELEASE,
         'releases': ['1.0.0'],
         'default_release': '1.0.0',
-        'default_registry': 'ghcr.io/garudex-labs/',
-        'image_tag_format': 'v{release}',
-        'uid': 65532,
-        'gid': 65532,
-        'secrets_mount': '/run/secrets',
-        'modes': ['dev', 'rc', 'stable'],
-        'published_modes': ['rc', 'stable'],
-        'default_mode': 'stable',
         # Published modes refuse these switches when they are true (true, 1, yes).
-        'fail_open_settings': {
-            'INSECURE_STS': 'true',
-            'INSECURE_HTTP': 'true',
-            'JTI_FAIL_OPEN': 'true',
-        },
-        'audit_stream': 'caracal.audit.events',
-        'audit_dlq': 'caracal.audit.events.dlq',
-        'audit_max_deliveries': 8,
+        'fail_open_settings': {'INSECURE_STS': 'true', 'INSECURE_HTTP': 'true', 'JTI_FAIL_OPEN': 'true'},
         # The streams caracal-provision-streams creates, their consumer groups and their intended
         # length bound (None: the contract gives none).
         'audit_streams': {
@@ -406,16 +422,12 @@ PROFILES = {
             'caracal.delegations.invalidate': {'groups': [], 'maxlen': 10000},
             'caracal.providers.ratelimit': {'groups': [], 'maxlen': None},
         },
-        # The web tier has no metrics endpoint; the Go services also answer /metrics.json.
-        'metrics': {'path': '/metrics', 'bearer_secret': 'metricsBearer',
-                    'services': ['sts', 'api', 'gateway', 'audit', 'coordinator']},
-        # Caracal treats an unset mode as stable, but the coordinator's idempotency-key fallback and
-        # the default HOST of api and coordinator compare against exactly rc or stable: the mode
-        # is set explicitly on every application service (the web tier keys on NODE_ENV).
-        'mode_services': ['sts', 'api', 'gateway', 'audit', 'coordinator', 'web'],
+        # mode_services as in 2026.07: Caracal treats an unset mode as stable, but the coordinator's
+        # idempotency-key fallback and the default HOST of api and coordinator compare against
+        # exactly rc or stable, so every application service gets it explicitly (the web tier keys
+        # on NODE_ENV).
         'host_paths': {
-            'ca': {'service': 'sts', 'base': 'home', 'source': 'ca', 'target': '/etc/caracal/ca',
-                   'read_only': True,
+            'ca': {'service': 'sts', 'base': 'home', 'source': 'ca', 'target': '/etc/caracal/ca', 'read_only': True,
                    'purpose': 'extra CA bundle (extra-ca.pem) trusted for STS egress only'},
             'allowlist': {'service': 'web', 'base': 'secrets', 'source': 'allowlist',
                           'target': '/run/caracalHostSecrets', 'read_only': True,
@@ -424,392 +436,81 @@ PROFILES = {
                         'target': '/run/caracalConsoleSecrets', 'read_only': True,
                         'purpose': 'sign-in secrets of the console (SMTP URL, Google and GitHub client secrets)'},
         },
-        'control_gate_mount': '/run/caracal-control',
-        'control_gate_file': 'enabled',
-        'redis_settings': {
-            'maxmemory-policy': 'noeviction',
-            'appendonly': 'yes',
-            'appendfsync': 'everysec',
-        },
-        'replay_state': {
-            'path': '/var/lib/caracal/audit-replay',
-            'mode': '0750',
-            'services': ['sts', 'gateway'],
-        },
-        'healthcheck': {'command': ['/healthcheck'], 'path': '/ready', 'liveness_path': '/health',
-                        'image_paths': {'caracal-web': '/health'},
-                        'reason_keys': {'caracal-go': 'reason', 'caracal-node': 'error', 'caracal-web': 'status'}},
-        # dbMigrate sets every role password on every run (ALTER ROLE ... WITH LOGIN PASSWORD), but
-        # never the admin login's: that one the collection sets, as in 2026.07.
-        'password_sync': {
-            'postgresPassword': {'service': 'postgres', 'user': 'postgres', 'superuser': 'postgres',
-                                 'method': 'psql'},
-            'apiDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
-            'stsDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
-            'gatewayDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
-            'auditDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
-            'coordinatorDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
-            'authDbPassword': {'service': 'dbMigrate', 'user': None, 'superuser': None, 'method': 'job'},
-        },
-        'secrets': {
-            'secretStoreKek': {
-                'env': ['SECRET_STORE_KEK'], 'kind': 'kek', 'format': 'hex',
-                'bytes': 32, 'min_bytes': 32, 'max_bytes': 32, 'weak_check': True,
-                'roll': ['sts', 'api'],
-                'rotation': 'destructive',
-                'unmounted': None,
-                'notes': 'seals the Secret Store; a plain replacement loses every sealed secret. A rotation needs '
-                         'SECRET_STORE_KEK_PREVIOUS on sts and api (not wired by Compose), the re-seal sweep run '
-                         'with the administrative databaseUrl (not in the image) and a second restart; back it up '
-                         'with every database backup and never regenerate a lost KEK',
-            },
-            'auditHmacKey': {
-                'env': ['AUDIT_HMAC_KEY'], 'kind': 'hmac', 'format': 'hex',
-                'bytes': 32, 'min_bytes': 32,
-                'roll': ['api', 'sts', 'gateway', 'audit'],
-                'rotation': 'roll',
-                'unmounted': None,
-                'notes': 'no overlap: events signed with the other key go to the DLQ (hmac_verify_failed, not '
-                         'replayable), and the tamper sweep flags every older stored row (CaracalAuditTamperDetected) '
-                         'until it ages out; no re-HMAC tool exists',
-            },
-            'streamsHmacKey': {
-                'env': ['STREAMS_HMAC_KEY'], 'kind': 'hmac', 'format': 'hex',
-                'bytes': 32, 'min_bytes': 32,
-                'roll': ['api', 'sts', 'gateway', 'coordinator'],
-                'rotation': 'roll',
-                'unmounted': None,
-                'notes': 'no overlap: messages signed with the other key are not verified; let pending entries '
-                         'drain first (audit does not read this key and is not rolled)',
-            },
-            'idempotencyHmacKey': {
-                'env': ['IDEMPOTENCY_HMAC_KEY'], 'kind': 'hmac', 'format': 'hex',
-                'bytes': 32, 'min_bytes': 32,
-                'roll': ['coordinator'],
-                'rotation': 'roll',
-                'unmounted': None,
-                'notes': 'required only in rc and stable (otherwise a built-in development constant is used); '
-                         'overlap through IDEMPOTENCY_HMAC_KEY_PREVIOUS (not wired by Compose), kept at least '
-                         'IDEMPOTENCY_RETENTION_SECONDS (604800 by default)',
-            },
-            'gatewayStsHmacKey': {
-                'env': ['GATEWAY_STS_HMAC_KEY'], 'kind': 'hmac', 'format': 'hex',
-                'bytes': 32, 'min_bytes': 32,
-                'roll': ['sts', 'gateway', 'api'],
-                'rotation': 'roll',
-                'unmounted': None,
-                'notes': 'no overlap: sts first; a mixed-key window fails closed',
-            },
-            'caracalAdminToken': {
-                'env': ['CARACAL_ADMIN_TOKEN'], 'kind': 'token', 'format': 'hex',
-                'bytes': 32, 'min_bytes': 32,
-                'roll': ['api', 'web', 'gateway'],
-                'rotation': 'roll',
-                'unmounted': None,
-                'notes': 'the api stores it as the env-bootstrap token and revokes every other one at boot; the '
-                         'web derives the console tokens from it: api first, then web and gateway',
-            },
-            'caracalCoordinatorToken': {
-                'env': ['CARACAL_COORDINATOR_TOKEN'], 'kind': 'token', 'format': 'hex',
-                'bytes': 32, 'min_bytes': 32,
-                'roll': ['coordinator', 'web'],
-                'rotation': 'roll',
-                'unmounted': None,
-                'notes': 'an empty token would disable token auth at the coordinator; the old token must fail afterwards',
-            },
-            'metricsBearer': {
-                'env': ['METRICS_BEARER'], 'kind': 'token', 'format': 'hex',
-                'bytes': 32, 'min_bytes': 32,
-                'roll': ['sts', 'api', 'gateway', 'audit', 'coordinator'],
-                'rotation': 'roll',
-                'unmounted': None,
-                'notes': 'update the metrics scraper too',
-            },
-            'caracalAuthSecret': {
-                'env': ['CARACAL_AUTH_SECRET'], 'kind': 'token', 'format': 'hex',
-                'bytes': 32, 'min_bytes': 32,
-                'roll': ['web'],
-                'rotation': 'roll',
-                'unmounted': None,
-                'notes': 'console sessions are invalidated',
-            },
-            'postgresPassword': {
-                'env': ['POSTGRES_PASSWORD'], 'kind': 'password', 'format': 'hex',
-                'bytes': 24, 'min_bytes': 24,
-                'roll': ['postgres'],
-                'rotation': 'password',
-                'unmounted': None,
-                'notes': 'the admin login (caracal): initdb uses it once and dbMigrate never resets it, so a '
-                         'rotation needs ALTER ROLE caracal and rewriting databaseUrl',
-            },
-            'redisPassword': {
-                'env': ['REDIS_PASSWORD'], 'kind': 'password', 'format': 'hex',
-                'bytes': 24, 'min_bytes': 24,
-                'roll': ['redis'],
-                'rotation': 'password',
-                'unmounted': None,
-                'notes': 'read once at start and written as requirepass: restart redis, rewrite redisUrl, '
-                         'restart every client',
-            },
-            'apiDbPassword': {
-                'env': ['CARACAL_API_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
-                'bytes': 24, 'min_bytes': 24,
-                'roll': ['dbMigrate'],
-                'rotation': 'password',
-                'unmounted': None,
-                'notes': 'role caracalapi: dbMigrate sets it on every run; rewrite apiDatabaseUrl, run dbMigrate, '
-                         'then restart api promptly (new connections with the old password fail)',
-            },
-            'stsDbPassword': {
-                'env': ['CARACAL_STS_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
-                'bytes': 24, 'min_bytes': 24,
-                'roll': ['dbMigrate'],
-                'rotation': 'password',
-                'unmounted': None,
-                'notes': 'role caracalsts: dbMigrate sets it on every run; rewrite stsDatabaseUrl, run dbMigrate, '
-                         'then restart sts promptly',
-            },
-            'gatewayDbPassword': {
-                'env': ['CARACAL_GATEWAY_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
-                'bytes': 24, 'min_bytes': 24,
-                'roll': ['dbMigrate'],
-                'rotation': 'password',
-                'unmounted': None,
-                'notes': 'role caracalgateway: dbMigrate sets it on every run; rewrite gatewayDatabaseUrl, run '
-                         'dbMigrate, then restart gateway promptly',
-            },
-            'auditDbPassword': {
-                'env': ['CARACAL_AUDIT_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
-                'bytes': 24, 'min_bytes': 24,
-                'roll': ['dbMigrate'],
-                'rotation': 'password',
-                'unmounted': None,
-                'notes': 'role caracalaudit: dbMigrate sets it on every run; rewrite auditDatabaseUrl, run '
-                         'dbMigrate, then restart audit promptly',
-            },
-            'coordinatorDbPassword': {
-                'env': ['CARACAL_COORDINATOR_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
-                'bytes': 24, 'min_bytes': 24,
-                'roll': ['dbMigrate'],
-                'rotation': 'password',
-                'unmounted': None,
-                'notes': 'role caracalcoordinator: dbMigrate sets it on every run; rewrite coordinatorDatabaseUrl, '
-                         'run dbMigrate, then restart coordinator promptly',
-            },
-            'authDbPassword': {
-                'env': ['CARACAL_AUTH_DB_PASSWORD'], 'kind': 'password', 'format': 'hex',
-                'bytes': 24, 'min_bytes': 24,
-                'roll': ['dbMigrate'],
-                'rotation': 'password',
-                'unmounted': None,
-                'notes': 'role caracalauth (CREATEDB; the web creates caracal_auth with it): dbMigrate sets it on '
-                         'every run; rewrite authDatabaseUrl, run dbMigrate, then restart web promptly',
-            },
-            'apiDatabaseUrl': {
-                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
-                'template': 'postgres://caracalapi:{apiDbPassword}@postgres:5432/caracal',
-                'derived_from': ['apiDbPassword'],
-                'roll': ['api'],
-                'rotation': 'derived',
-                'unmounted': None,
-            },
-            'stsDatabaseUrl': {
-                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
-                'template': 'postgres://caracalsts:{stsDbPassword}@postgres:5432/caracal',
-                'derived_from': ['stsDbPassword'],
-                'roll': ['sts'],
-                'rotation': 'derived',
-                'unmounted': None,
-            },
-            'gatewayDatabaseUrl': {
-                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
-                'template': 'postgres://caracalgateway:{gatewayDbPassword}@postgres:5432/caracal',
-                'derived_from': ['gatewayDbPassword'],
-                'roll': ['gateway'],
-                'rotation': 'derived',
-                'unmounted': None,
-            },
-            'auditDatabaseUrl': {
-                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
-                'template': 'postgres://caracalaudit:{auditDbPassword}@postgres:5432/caracal',
-                'derived_from': ['auditDbPassword'],
-                'roll': ['audit'],
-                'rotation': 'derived',
-                'unmounted': None,
-            },
-            'coordinatorDatabaseUrl': {
-                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
-                'template': 'postgres://caracalcoordinator:{coordinatorDbPassword}@postgres:5432/caracal',
-                'derived_from': ['coordinatorDbPassword'],
-                'roll': ['coordinator'],
-                'rotation': 'derived',
-                'unmounted': None,
-            },
-            'authDatabaseUrl': {
-                'env': ['CARACAL_AUTH_DATABASE_URL'], 'kind': 'url', 'format': 'derived',
-                'template': 'postgres://caracalauth:{authDbPassword}@postgres:5432/caracal_auth',
-                'derived_from': ['authDbPassword'],
-                'roll': ['web'],
-                'rotation': 'derived',
-                'unmounted': None,
-            },
-            # The administrative login (the owner of the tables): generated, mounted by no service.
-            'databaseUrl': {
-                'env': ['DATABASE_URL'], 'kind': 'url', 'format': 'derived',
-                'template': 'postgres://caracal:{postgresPassword}@postgres:5432/caracal',
-                'derived_from': ['postgresPassword'],
-                'roll': [],
-                'rotation': 'derived',
-                'unmounted': 'the administrative login for operator tooling: migrations run by hand, backups and '
-                             'the Secret Store KEK re-seal sweep (which sees no rows through a service role)',
-            },
-            'redisUrl': {
-                'env': ['REDIS_URL'], 'kind': 'url', 'format': 'derived',
-                'template': 'redis://:{redisPassword}@redis:6379',
-                'derived_from': ['redisPassword'],
-                'roll': ['sts', 'api', 'gateway', 'audit', 'coordinator'],
-                'rotation': 'derived',
-                'unmounted': None,
-            },
-        },
-        'services': {
-            'postgres': {
-                'kind': 'storage', 'image': 'caracal-postgres', 'command': None,
-                'port': 5432, 'publish': '127.0.0.1:5432',
-                'secrets': {'postgresPassword': ['POSTGRES_PASSWORD']},
-                'secret_targets': {},
-                'depends_on': {},
-                'volumes': {'postgres-data': '/var/lib/postgresql'},
-                'networks': ['data'],
-                'runtime': {'cap_drop': ['ALL'],
-                            'cap_add': ['CHOWN', 'DAC_READ_SEARCH', 'FOWNER', 'SETGID', 'SETUID'],
-                            'no_new_privileges': True, 'init': False, 'read_only': False},
-            },
-            'redis': {
-                'kind': 'storage', 'image': 'caracal-redis', 'command': None,
-                'port': 6379, 'publish': '127.0.0.1:6379',
-                'secrets': {'redisPassword': ['REDIS_PASSWORD']},
-                'secret_targets': {},
-                'depends_on': {},
-                'volumes': {'redis-data': '/data'},
-                'networks': ['data'],
-                'ready_marker': '/run/caracal/provisioned',
-                'runtime': {'cap_drop': ['ALL'], 'cap_add': [], 'user': 'redis',
-                            'no_new_privileges': True, 'init': False, 'read_only': False},
-            },
-            'dbMigrate': {
-                'kind': 'job', 'image': 'caracal-postgres',
-                'command': ['/bin/sh', '/usr/local/bin/caracal-migrate'],
-                'port': None, 'publish': None,
-                # The admin login runs the migrations; every role password it reads is set on its role.
-                'secrets': {'postgresPassword': ['PGPASSWORD'],
-                            'apiDbPassword': None, 'stsDbPassword': None, 'gatewayDbPassword': None,
-                            'auditDbPassword': None, 'coordinatorDbPassword': None, 'authDbPassword': None},
-                'secret_targets': {},
-                'depends_on': {'postgres': 'healthy'},
-                'volumes': {},
-                'networks': ['data'],
-                # PGUSER and PGDATABASE: the admin login and database of databaseUrl. PGSSLMODE comes
-                # from the deployment's db_sslmode.
-                'env': {'PGHOST': 'postgres', 'PGPORT': '5432', 'PGUSER': 'caracal', 'PGDATABASE': 'caracal'},
-                'runtime': {'cap_drop': ['ALL'], 'cap_add': [], 'no_new_privileges': True,
-                            'init': True, 'read_only': True, 'user': '65532:65532',
-                            'tmpfs': {'/tmp': 'size=16m,mode=1777'}},
-            },
-            'sts': {
-                'kind': 'app', 'image': 'caracal-go', 'command': ['/usr/local/bin/sts'],
-                'port': 8080, 'publish': '127.0.0.1:8080',
-                'secrets': {'stsDatabaseUrl': None, 'redisUrl': None, 'secretStoreKek': None,
-                            'auditHmacKey': None, 'streamsHmacKey': None,
-                            'gatewayStsHmacKey': None, 'metricsBearer': None},
-                'secret_targets': {'stsDatabaseUrl': 'databaseUrl'},
-                'depends_on': {'postgres': 'healthy', 'redis': 'healthy', 'dbMigrate': 'completed'},
-                'volumes': {'sts-replay': '/var/lib/caracal'},
-                'networks': ['data', 'app'],
-                'env': {'ISSUER_URL': '{issuer_url}', 'STS_ADMIN_TOKEN': '',
-                        'CARACAL_SECRET_BACKEND': 'builtin', 'CARACAL_PRIVATE_EGRESS_HOSTS': '',
-                        'CARACAL_TLS_EXTRA_CA_FILE': '/etc/caracal/ca/extra-ca.pem'},
-                'jwks_path': '/.well-known/jwks.json',
-                'runtime': _APP_RUNTIME_1_0,
-            },
-            'api': {
-                'kind': 'app', 'image': 'caracal-node', 'command': ['/app/api/dist/main.js'],
-                'port': 3000, 'publish': '127.0.0.1:3000',
-                'secrets': {'apiDatabaseUrl': None, 'redisUrl': None, 'secretStoreKek': None,
-                            'streamsHmacKey': None, 'gatewayStsHmacKey': None,
-                            'caracalAdminToken': ['CARACAL_ADMIN_TOKEN', 'CONTROL_API_TOKEN'],
-                            'metricsBearer': None, 'auditHmacKey': None},
-                'secret_targets': {'apiDatabaseUrl': 'databaseUrl'},
-                'depends_on': {'sts': 'healthy', 'dbMigrate': 'completed'},
-                'volumes': {},
-                'control_gate': True,
-                'networks': ['data', 'app'],
-                'env': {'STS_ISSUER_URL': '{issuer_url}', 'CARACAL_SECRET_BACKEND': 'builtin',
-                        'CARACAL_PRIVATE_EGRESS_HOSTS': '', 'TRUST_PROXY': 'false'},
-                'runtime': _APP_RUNTIME_1_0,
-            },
-            'gateway': {
-                'kind': 'app', 'image': 'caracal-go', 'command': ['/usr/local/bin/gateway'],
-                'port': 8081, 'publish': '127.0.0.1:8081',
-                'secrets': {'gatewayDatabaseUrl': None, 'redisUrl': None, 'streamsHmacKey': None,
-                            'auditHmacKey': None, 'gatewayStsHmacKey': None,
-                            'caracalAdminToken': None, 'metricsBearer': None},
-                'secret_targets': {'gatewayDatabaseUrl': 'databaseUrl'},
-                'depends_on': {'sts': 'healthy', 'api': 'healthy', 'dbMigrate': 'completed'},
-                'volumes': {'gateway-replay': '/var/lib/caracal'},
-                'networks': ['data', 'app'],
-                # TRUST_PROXY off: inbound X-Forwarded-* are not passed on to upstreams.
-                'env': {'UPSTREAM_HOST_ALLOWLIST': '{upstream_allowlist}', 'JTI_FAIL_OPEN': 'false',
-                        'TRUST_PROXY': 'false'},
-                'runtime': _APP_RUNTIME_1_0,
-            },
-            'audit': {
-                'kind': 'app', 'image': 'caracal-go', 'command': ['/usr/local/bin/audit'],
-                'port': 9090, 'publish': '127.0.0.1:9090',
-                'secrets': {'auditDatabaseUrl': None, 'redisUrl': None, 'auditHmacKey': None,
-                            'metricsBearer': None},
-                'secret_targets': {'auditDatabaseUrl': 'databaseUrl'},
-                'depends_on': {'postgres': 'healthy', 'redis': 'healthy', 'dbMigrate': 'completed'},
-                'volumes': {},
-                'networks': ['data', 'app'],
-                # An empty admin token keeps the audit admin API (search, DLQ, replay) answering 404.
-                'env': {'AUDIT_ADMIN_TOKEN': ''},
-                'runtime': _APP_RUNTIME_1_0,
-            },
-            'coordinator': {
-                'kind': 'app', 'image': 'caracal-node', 'command': ['/app/coordinator/dist/main.js'],
-                'port': 4000, 'publish': '127.0.0.1:4000',
-                'secrets': {'coordinatorDatabaseUrl': None, 'redisUrl': None, 'streamsHmacKey': None,
-                            'idempotencyHmacKey': None, 'caracalCoordinatorToken': None,
-                            'metricsBearer': None},
-                'secret_targets': {'coordinatorDatabaseUrl': 'databaseUrl'},
-                'depends_on': {'sts': 'healthy', 'dbMigrate': 'completed'},
-                'volumes': {},
-                'networks': ['data', 'app'],
-                'env': {'ISSUER_URL': '{issuer_url}', 'TRUST_PROXY': 'false'},
-                'runtime': _APP_RUNTIME_1_0,
-            },
-            'web': {
-                'kind': 'app', 'image': 'caracal-web', 'command': ['/app/auth/dist/server.js'],
-                'port': 3002, 'publish': '127.0.0.1:3001',
-                'secrets': {'authDatabaseUrl': None, 'caracalAuthSecret': None,
-                            'caracalAdminToken': None, 'caracalCoordinatorToken': None},
-                'secret_targets': {},
-                'depends_on': {'postgres': 'healthy', 'api': 'healthy', 'coordinator': 'healthy'},
-                'volumes': {},
-                'networks': ['data', 'app'],
-                # Behind the collection's TLS edge, the last X-Forwarded-For hop is the client. The
-                # serving process refuses to start in production without a sign-in method.
-                'env': {'CARACAL_AUTH_URL': '{web_url}', 'NODE_ENV': 'production',
-                        'CARACAL_AUTH_TRUST_PROXY': 'true', 'CARACAL_REQUIRE_SIGN_IN_METHOD': '1',
-                        'CARACAL_OPERATOR_ALLOWLIST_FILE': '/run/caracalHostSecrets/operatorAllowlist.json',
-                        'CARACAL_OPEN_REGISTRATION': 'false'},
-                'public_edge': True,
-                'runtime': _APP_RUNTIME_1_0,
-            },
-        },
-    },
-}
+    })
+    secrets = profile['secrets']
+    kek = secrets.pop('zoneKek')
+    old = dict(secrets)
+    secrets.clear()
+    secrets['secretStoreKek'] = dict(kek, env=['SECRET_STORE_KEK'], notes=(
+        'seals the Secret Store; a plain replacement loses every sealed secret. A rotation needs '
+        'SECRET_STORE_KEK_PREVIOUS on sts and api (not wired by Compose), the re-seal sweep run with the '
+        'administrative databaseUrl (not in the image) and a second restart; back it up with every database '
+        'backup and never regenerate a lost KEK'))
+    secrets.update(old)
+    secrets['auditHmacKey']['notes'] = (
+        'no overlap: events signed with the other key go to the DLQ (hmac_verify_failed, not replayable), and the '
+        'tamper sweep flags every older stored row (CaracalAuditTamperDetected) until it ages out; no re-HMAC tool')
+    secrets['idempotencyHmacKey'] = dict(secrets['streamsHmacKey'], env=['IDEMPOTENCY_HMAC_KEY'], roll=['coordinator'],
+                                         notes='required only in rc and stable (otherwise a built-in development '
+                                               'constant is used); overlap through IDEMPOTENCY_HMAC_KEY_PREVIOUS (not '
+                                               'wired by Compose), kept at least IDEMPOTENCY_RETENTION_SECONDS '
+                                               '(604800 by default)')
+    secrets['caracalAdminToken'].update(roll=['api', 'web', 'gateway'], notes=(
+        'the api stores it as the env-bootstrap token and revokes every other one at boot; the web derives the '
+        'console tokens from it: api first, then web and gateway'))
+    secrets['postgresPassword']['notes'] = ('the admin login (caracal): initdb uses it once and dbMigrate never '
+                                            'resets it, so a rotation needs ALTER ROLE caracal and rewriting databaseUrl')
+    secrets['authDatabaseUrl'] = None  # re-added below, derived from authDbPassword
+    secrets.update(_role_secrets())
+    # The administrative login (the owner of the tables): generated, mounted by no service.
+    secrets['databaseUrl'].update(roll=[], unmounted=(
+        'the administrative login for operator tooling: migrations run by hand, backups and the Secret Store KEK '
+        're-seal sweep (which sees no rows through a service role)'))
+    secrets['redisUrl'] = secrets.pop('redisUrl')
+
+    # dbMigrate sets every role password on every run (ALTER ROLE ... WITH LOGIN PASSWORD), never the
+    # admin login's: that one the collection sets, as in 2026.07.
+    for svc in _ROLE_SERVICES + ('auth',):
+        profile['password_sync']['%sDbPassword' % svc] = {'service': 'dbMigrate', 'user': None, 'superuser': None,
+                                                          'method': 'job'}
+
+    services = profile['services']
+    migrate = services['dbMigrate']
+    migrate['secrets'].update(('%sDbPassword' % svc, None) for svc in _ROLE_SERVICES + ('auth',))
+    # PGUSER and PGDATABASE: the admin login and database of databaseUrl. PGSSLMODE comes from the
+    # deployment's db_sslmode.
+    migrate['env'] = {'PGHOST': 'postgres', 'PGPORT': '5432', 'PGUSER': 'caracal', 'PGDATABASE': 'caracal'}
+    for name in _ROLE_SERVICES:
+        svc = services[name]
+        svc['secrets'] = dict(('%sDatabaseUrl' % name if s == 'databaseUrl' else 'secretStoreKek' if s == 'zoneKek'
+                               else s, env) for s, env in svc['secrets'].items())
+        svc['secret_targets'] = {'%sDatabaseUrl' % name: 'databaseUrl'}
+        if name != 'audit':
+            svc['depends_on'].setdefault('dbMigrate', 'completed')
+        svc['runtime'] = _APP_RUNTIME_1_0
+    services['web']['runtime'] = _APP_RUNTIME_1_0
+    services['coordinator']['secrets'] = dict(
+        list(services['coordinator']['secrets'].items())[:3] + [('idempotencyHmacKey', None)]
+        + list(services['coordinator']['secrets'].items())[3:])
+    services['sts']['env'].update({'CARACAL_SECRET_BACKEND': 'builtin', 'CARACAL_PRIVATE_EGRESS_HOSTS': '',
+                                   'CARACAL_TLS_EXTRA_CA_FILE': '/etc/caracal/ca/extra-ca.pem'})
+    services['api']['env'].update({'CARACAL_SECRET_BACKEND': 'builtin', 'CARACAL_PRIVATE_EGRESS_HOSTS': '',
+                                   'TRUST_PROXY': 'false'})
+    # TRUST_PROXY off: inbound X-Forwarded-* are not passed on to upstreams.
+    services['gateway']['env']['TRUST_PROXY'] = 'false'
+    services['coordinator']['env']['TRUST_PROXY'] = 'false'
+    # An empty admin token keeps the audit admin API (search, DLQ, replay) answering 404.
+    services['audit']['env']['AUDIT_ADMIN_TOKEN'] = ''
+    # Behind the collection's TLS edge, the last X-Forwarded-For hop is the client. The serving
+    # process refuses to start in production without a sign-in method.
+    services['web']['env'].update({
+        'NODE_ENV': 'production', 'CARACAL_AUTH_TRUST_PROXY': 'true', 'CARACAL_REQUIRE_SIGN_IN_METHOD': '1',
+        'CARACAL_OPERATOR_ALLOWLIST_FILE': '/run/caracalHostSecrets/operatorAllowlist.json',
+        'CARACAL_OPEN_REGISTRATION': 'false'})
+    return profile
+
+
+PROFILES['1.0'] = _profile_1_0()
 
 DEFAULT_PROFILE = '2026.07'
 

@@ -103,9 +103,9 @@ def test_roll_order_of_unknown_secret():
         contract.roll_order(contract.get_profile('2026.07'), ['nope'])
 
 
-def _broken(mutate):
+def _broken(mutate, name='2026.07'):
     saved = contract.PROFILES
-    profile = copy.deepcopy(saved['2026.07'])
+    profile = copy.deepcopy(saved[name])
     mutate(profile)
     contract.PROFILES = {'broken': profile}
     try:
@@ -494,14 +494,7 @@ def test_1_0_health_metrics_and_audit(one):
 
 
 def _broken_1_0(mutate):
-    saved = contract.PROFILES
-    profile = copy.deepcopy(saved['1.0'])
-    mutate(profile)
-    contract.PROFILES = {'broken': profile}
-    try:
-        return contract.check_profile('broken')
-    finally:
-        contract.PROFILES = saved
+    return _broken(mutate, '1.0')
 
 
 def _unmount_everywhere(p, secret):
