@@ -388,10 +388,10 @@ def _role_secrets():
     for svc in _ROLE_SERVICES + ('auth',):
         password, url, role = '%sDbPassword' % svc, '%sDatabaseUrl' % svc, 'caracal%s' % svc
         auth = svc == 'auth'
+        database = 'caracal_auth' if auth else 'caracal'
         secrets[url] = {'env': ['CARACAL_AUTH_DATABASE_URL' if auth else 'DATABASE_URL'], 'kind': 'url',
                         'format': 'derived', 'derived_from': [password], 'rotation': 'derived', 'unmounted': None,
-                        'template': 'postgres://%s:{%s}@postgres:5432/%s' % (role, password,
-                                                                              'caracal_auth' if auth else 'caracal'),
+                        'template': 'postgres://%s:{%s}@postgres:5432/%s' % (role, password, database),
                         'roll': ['web' if auth else svc]}
     return secrets
 
